@@ -1,0 +1,40 @@
+# ideapool: `make help` lists what can be done.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO      ?= go
+GOTEST_FLAGS ?= -count=1 -timeout 25m
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: run
+run: ## Start `ideapool serve` with the embedded defaults (SQLite and a key file under ./data/).
+	$(GO) run -ldflags "$(LDFLAGS)" . serve
+
+.PHONY: build
+build: ## Build bin/ideapool with the version stamped in.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ideapool .
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+##@ Testing
+
+.PHONY: test
+test: ## Run every test, with a throwaway PostgreSQL (installed if missing).
+	IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
+
+.PHONY: lint
+lint: ## Run go vet and golangci-lint (pinned, built into ~/.cache/ideapool).
+	$(GO) vet ./...
+	$$(hack/tools.sh golangci-lint) run ./...

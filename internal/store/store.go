@@ -1,0 +1,139 @@
+// Package store persists ideapool's records (users, sessions, refresh tokens,
+// ideas, login failures) in SQLite or PostgreSQL behind one set of methods.
+//
+// The records here are plain data; the rules about them (validation, hashing,
+// expiry) live in the domain packages that use the store. Every method that
+// writes returns only after the write is durable.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	// ErrNotFound means no record matched (including a record owned by
+	// another user, so callers cannot tell the two apart).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a uniqueness rule was violated. The returned error
+	// wraps it in a *ConflictError naming the field.
+	ErrConflict = errors.New("conflict")
+	// ErrUnavailable means the database could not be reached or did not
+	// answer in time; callers map it to 503.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// ConflictError names the unique field that was already taken ("email" or
+// "username").
+type ConflictError struct{ Field string }
+
+func (e *ConflictError) Error() string { return e.Field + " already taken" }
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Role is a user's numeric role.
+type Role int
+
+const (
+	RoleMember Role = 1
+	RoleAdmin  Role = 2
+)
+
+// User is an account. Email and Username are stored lower-case.
+type User struct {
+	ID           string
+	Email        string
+	Username     string // equals Email when the user chose none
+	Name         string
+	PasswordHash string // PHC string
+	Role         Role
+	CreatedAt    time.Time
+	DisabledAt   *time.Time
+}
+
+// Session is one login. It ends at ExpiresAt (absolute, never extended) or
+// when RevokedAt is set.
+type Session struct {
+	ID        string
+	UserID    string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt *time.Time
+}
+
+// RefreshToken is the stored form of an opaque refresh token: only its hash.
+// A rotated token has RotatedAt set and names its successor.
+type RefreshToken struct {
+	Hash          []byte
+	SessionID     string
+	CreatedAt     time.Time
+	RotatedAt     *time.Time
+	SuccessorHash []byte
+}
+
+// Idea belongs to one user. CreatedAt keeps sub-second precision
+// (microseconds) so ties within a second still order by creation.
+type Idea struct {
+	ID         string
+	UserID     string
+	Content    string
+	Impact     int
+	Ease       int
+	Confidence int
+	CreatedAt  time.Time
+}
+
+// Store is the full set of operations both backends provide. Domain
+// packages depend on smaller interfaces of their own.
+type Store interface {
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+
+	// CreateUser inserts u; a taken email or username is a *ConflictError.
+	CreateUser(ctx context.Context, u User) error
+	UserByID(ctx context.Context, id string) (User, error)
+	UserByEmail(ctx context.Context, email string) (User, error)
+	// UserByLogin finds a user by username or email (both lower-case).
+	UserByLogin(ctx context.Context, login string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	SetUserRole(ctx context.Context, id string, role Role) error
+	SetUserDisabled(ctx context.Context, id string, at *time.Time) error
+
+	// CreateSession inserts s together with its first refresh token, atomically.
+	CreateSession(ctx context.Context, s Session, t RefreshToken) error
+	// RefreshTokenByHash returns the token and its session.
+	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, Session, error)
+	// RotateRefreshToken marks old as rotated at `at` with successor next,
+	// and inserts next, atomically and only if old was not already rotated
+	// (ErrConflict otherwise).
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at time.Time) error
+	// RevokeSession sets RevokedAt on the session if it is not yet revoked.
+	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// RevokeUserSessions revokes every live session of a user.
+	RevokeUserSessions(ctx context.Context, userID string, at time.Time) error
+	// DeleteExpiredSessions removes sessions (and their tokens) that expired before `before`.
+	DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error)
+
+	// RecordLoginFailure notes one failed login under key (for example
+	// "account:<email>" or "ip:<addr>").
+	RecordLoginFailure(ctx context.Context, key string, at time.Time) error
+	// LoginFailures counts failures under key at or after since, and returns
+	// the oldest of them (zero time when count is 0).
+	LoginFailures(ctx context.Context, key string, since time.Time) (count int, oldest time.Time, err error)
+	// ClearLoginFailures forgets the failures under key (after a success).
+	ClearLoginFailures(ctx context.Context, key string) error
+
+	CreateIdea(ctx context.Context, i Idea) error
+	// UpdateIdea replaces content and scores of the idea with i.ID owned by
+	// i.UserID and returns the stored idea (CreatedAt unchanged).
+	UpdateIdea(ctx context.Context, i Idea) (Idea, error)
+	DeleteIdea(ctx context.Context, userID, id string) error
+	// ListIdeas returns a user's ideas, highest (impact+ease+confidence)
+	// first, ties newest first, then by id: a total, stable order.
+	ListIdeas(ctx context.Context, userID string, limit, offset int) ([]Idea, error)
+}

@@ -1,0 +1,175 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ideapool/ideapool/internal/store"
+)
+
+// newIdea builds an idea of userID with scores i/e/c created at base+d.
+func newIdea(id, userID string, impact, ease, confidence int, d time.Duration) store.Idea {
+	return store.Idea{
+		ID: id, UserID: userID, Content: "idea " + id,
+		Impact: impact, Ease: ease, Confidence: confidence,
+		CreatedAt: at(d),
+	}
+}
+
+func mustCreateIdeas(t *testing.T, s store.Store, ideas ...store.Idea) {
+	t.Helper()
+	for _, i := range ideas {
+		if err := s.CreateIdea(t.Context(), i); err != nil {
+			t.Fatalf("CreateIdea(%s): %v", i.ID, err)
+		}
+	}
+}
+
+func ideaIDs(ideas []store.Idea) []string {
+	ids := make([]string, len(ideas))
+	for n, i := range ideas {
+		ids[n] = i.ID
+	}
+	return ids
+}
+
+func testIdeas(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("create and list round trip", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		i := newIdea("i1", u.ID, 7, 8, 9, 0)
+		i.CreatedAt = base.In(time.FixedZone("X", -7*3600))
+		mustCreateIdeas(t, s, i)
+		got, err := s.ListIdeas(ctx, u.ID, 10, 0)
+		wantErr(t, "ListIdeas", err, nil)
+		wantEqual(t, "ideas", got, []store.Idea{storedIdea(i)})
+	})
+
+	t.Run("create errors", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		mustCreateIdeas(t, s, newIdea("i1", u.ID, 1, 1, 1, 0))
+		wantErr(t, "unknown user", s.CreateIdea(ctx, newIdea("i2", "user-nobody", 1, 1, 1, 0)), store.ErrNotFound)
+		wantErr(t, "duplicate id", s.CreateIdea(ctx, newIdea("i1", u.ID, 2, 2, 2, 0)), store.ErrConflict)
+	})
+
+	t.Run("order: score, then newest, then id", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		ann := mustCreateUser(t, s, newUser("ann"))
+		bob := mustCreateUser(t, s, newUser("bob"))
+		mustCreateIdeas(t, s,
+			newIdea("a", ann.ID, 5, 5, 5, 0),                    // 15, oldest
+			newIdea("b", ann.ID, 10, 10, 10, 0),                 // 30
+			newIdea("c", ann.ID, 3, 6, 6, time.Microsecond),     // 15, 1µs newer than a
+			newIdea("d", ann.ID, 6, 6, 3, time.Microsecond),     // 15, same time as c: id decides
+			newIdea("e", ann.ID, 1, 1, 1, time.Hour),            // 3, newest but lowest
+			newIdea("f", ann.ID, 9, 3, 3, 999*time.Microsecond), // 15, same second as a, c, d
+			newIdea("z", bob.ID, 10, 10, 10, 0),                 // another user's
+		)
+		got, err := s.ListIdeas(ctx, ann.ID, 100, 0)
+		wantErr(t, "ListIdeas", err, nil)
+		wantEqual(t, "order", ideaIDs(got), []string{"b", "f", "d", "c", "a", "e"})
+
+		got, err = s.ListIdeas(ctx, "user-nobody", 100, 0)
+		wantErr(t, "ListIdeas unknown user", err, nil)
+		wantEqual(t, "unknown user's ideas", len(got), 0)
+	})
+
+	t.Run("pages neither overlap nor skip", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		// Few distinct scores and times, so most ideas tie on something.
+		var all []store.Idea
+		for n := range 25 {
+			all = append(all, newIdea(fmt.Sprintf("i%02d", (n*7)%25), u.ID, 1+n%3, 2, 3, time.Duration(n%4)*time.Microsecond))
+		}
+		mustCreateIdeas(t, s, all...)
+		full, err := s.ListIdeas(ctx, u.ID, 1000, 0)
+		wantErr(t, "ListIdeas all", err, nil)
+		wantEqual(t, "count", len(full), len(all))
+
+		for _, size := range []int{1, 4, 7, 25, 30} {
+			var paged []store.Idea
+			for offset := 0; ; offset += size {
+				page, err := s.ListIdeas(ctx, u.ID, size, offset)
+				wantErr(t, "ListIdeas page", err, nil)
+				paged = append(paged, page...)
+				if len(page) < size {
+					break
+				}
+			}
+			wantEqual(t, fmt.Sprintf("pages of %d", size), ideaIDs(paged), ideaIDs(full))
+		}
+		ids := ideaIDs(full)
+		slices.Sort(ids)
+		if len(slices.Compact(ids)) != len(all) {
+			t.Fatalf("duplicate ids in %v", ideaIDs(full))
+		}
+
+		page, err := s.ListIdeas(ctx, u.ID, 0, 0)
+		wantErr(t, "ListIdeas limit 0", err, nil)
+		wantEqual(t, "limit 0", len(page), 0)
+		page, err = s.ListIdeas(ctx, u.ID, 10, 100)
+		wantErr(t, "ListIdeas past the end", err, nil)
+		wantEqual(t, "past the end", len(page), 0)
+	})
+
+	t.Run("update keeps CreatedAt and reorders", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		mustCreateIdeas(t, s, newIdea("low", u.ID, 1, 1, 1, 0), newIdea("high", u.ID, 5, 5, 5, 0))
+
+		change := newIdea("low", u.ID, 9, 9, 9, time.Hour) // CreatedAt must be ignored
+		change.Content = "better"
+		got, err := s.UpdateIdea(ctx, change)
+		wantErr(t, "UpdateIdea", err, nil)
+		want := change
+		want.CreatedAt = stored(base)
+		wantEqual(t, "updated", got, want)
+
+		list, err := s.ListIdeas(ctx, u.ID, 10, 0)
+		wantErr(t, "ListIdeas", err, nil)
+		wantEqual(t, "after update", list, []store.Idea{want, storedIdea(newIdea("high", u.ID, 5, 5, 5, 0))})
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		keep := newIdea("keep", u.ID, 1, 1, 1, 0)
+		mustCreateIdeas(t, s, newIdea("gone", u.ID, 1, 1, 1, 0), keep)
+		wantErr(t, "DeleteIdea", s.DeleteIdea(ctx, u.ID, "gone"), nil)
+		wantErr(t, "DeleteIdea again", s.DeleteIdea(ctx, u.ID, "gone"), store.ErrNotFound)
+		list, err := s.ListIdeas(ctx, u.ID, 10, 0)
+		wantErr(t, "ListIdeas", err, nil)
+		wantEqual(t, "after delete", list, []store.Idea{storedIdea(keep)})
+	})
+
+	t.Run("another user's idea is not found", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		ann := mustCreateUser(t, s, newUser("ann"))
+		bob := mustCreateUser(t, s, newUser("bob"))
+		mine := newIdea("mine", ann.ID, 4, 4, 4, 0)
+		mustCreateIdeas(t, s, mine)
+
+		calls := map[string]func() error{
+			"update by other": func() error {
+				_, err := s.UpdateIdea(ctx, newIdea("mine", bob.ID, 1, 1, 1, 0))
+				return err
+			},
+			"delete by other": func() error { return s.DeleteIdea(ctx, bob.ID, "mine") },
+			"update unknown": func() error {
+				_, err := s.UpdateIdea(ctx, newIdea("nope", ann.ID, 1, 1, 1, 0))
+				return err
+			},
+			"delete unknown": func() error { return s.DeleteIdea(ctx, ann.ID, "nope") },
+		}
+		for name, call := range calls {
+			wantErr(t, name, call(), store.ErrNotFound)
+		}
+		list, err := s.ListIdeas(ctx, ann.ID, 10, 0)
+		wantErr(t, "ListIdeas", err, nil)
+		wantEqual(t, "owner's idea untouched", list, []store.Idea{storedIdea(mine)})
+	})
+}

@@ -1,0 +1,53 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ideapool/ideapool/internal/store"
+)
+
+func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("count, oldest and clear", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		const a, b = "account:ann@example.com", "ip:192.0.2.1"
+		for _, f := range []struct {
+			key string
+			at  time.Time
+		}{
+			{a, at(2 * time.Minute)}, {a, base}, {a, at(time.Minute)}, {a, at(time.Minute)},
+			{b, at(time.Minute)},
+		} {
+			wantErr(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, f.key, f.at), nil)
+		}
+
+		tests := map[string]struct {
+			key        string
+			since      time.Time
+			wantCount  int
+			wantOldest time.Time
+		}{
+			"all of a":                {key: a, since: base, wantCount: 4, wantOldest: stored(base)},
+			"since is inclusive":      {key: a, since: at(time.Minute), wantCount: 3, wantOldest: stored(at(time.Minute))},
+			"since excludes earlier":  {key: a, since: at(time.Minute + time.Microsecond), wantCount: 1, wantOldest: stored(at(2 * time.Minute))},
+			"none in window":          {key: a, since: at(time.Hour), wantCount: 0},
+			"keys are separate":       {key: b, since: base, wantCount: 1, wantOldest: stored(at(time.Minute))},
+			"unknown key has nothing": {key: "ip:198.51.100.7", since: base, wantCount: 0},
+		}
+		for name, tc := range tests {
+			count, oldest, err := s.LoginFailures(ctx, tc.key, tc.since)
+			wantErr(t, name, err, nil)
+			wantEqual(t, name+": count", count, tc.wantCount)
+			wantEqual(t, name+": oldest", oldest, tc.wantOldest)
+		}
+
+		wantErr(t, "ClearLoginFailures", s.ClearLoginFailures(ctx, a), nil)
+		wantErr(t, "ClearLoginFailures unknown", s.ClearLoginFailures(ctx, "nobody"), nil)
+		count, _, err := s.LoginFailures(ctx, a, base)
+		wantErr(t, "LoginFailures a", err, nil)
+		wantEqual(t, "cleared count", count, 0)
+		count, _, err = s.LoginFailures(ctx, b, base)
+		wantErr(t, "LoginFailures b", err, nil)
+		wantEqual(t, "other key kept", count, 1)
+	})
+}

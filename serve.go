@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/ideas"
+	"github.com/ideapool/ideapool/internal/keyset"
+	"github.com/ideapool/ideapool/internal/keysource"
+	"github.com/ideapool/ideapool/internal/password"
+	"github.com/ideapool/ideapool/internal/store"
+	"github.com/ideapool/ideapool/internal/token"
+	"github.com/ideapool/ideapool/server"
+)
+
+// serveConfig is what "ideapool serve" is told by flags and environment.
+type serveConfig struct {
+	listen           string
+	metricsListen    string
+	database         string
+	keys             string
+	issuer           string
+	accessTTL        time.Duration
+	refreshTTL       time.Duration
+	keyAlgorithm     string
+	rotationInterval time.Duration
+	logLevel         string
+	shutdownTimeout  time.Duration
+}
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.listen, "listen", ":8080", "address of the HTTP API")
+	fs.StringVar(&c.metricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint, kept off the API port")
+	fs.StringVar(&c.database, "database", "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
+	fs.StringVar(&c.keys, "keys", "file:data/keyset.json", "where the signing keyset lives: file:PATH (created with mode 0600 if missing, rotated and reloaded when it changes)")
+	fs.StringVar(&c.issuer, "issuer", "http://localhost:8080", "iss of every token and base URL of the discovery document and JWKS")
+	fs.DurationVar(&c.accessTTL, "access-token-ttl", 10*time.Minute, "access token lifetime")
+	fs.DurationVar(&c.refreshTTL, "refresh-token-ttl", 720*time.Hour, "refresh token lifetime, absolute from login: refreshing does not extend it")
+	fs.StringVar(&c.keyAlgorithm, "key-algorithm", "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
+	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least the 1h publish-ahead time)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+}
+
+// validate checks the flags once and names the bad one.
+func (c *serveConfig) validate() error {
+	switch {
+	case c.accessTTL <= 0:
+		return errors.New("--access-token-ttl must be positive")
+	case c.refreshTTL <= 0:
+		return errors.New("--refresh-token-ttl must be positive")
+	case c.refreshTTL < c.accessTTL:
+		return errors.New("--refresh-token-ttl must not be shorter than --access-token-ttl")
+	case !strings.HasPrefix(c.issuer, "http://") && !strings.HasPrefix(c.issuer, "https://"):
+		return fmt.Errorf("--issuer %q must be an http:// or https:// URL", c.issuer)
+	}
+	switch c.keyAlgorithm {
+	case "RS256", "ES256", "EdDSA":
+	default:
+		return fmt.Errorf("--key-algorithm %q: use RS256, ES256 or EdDSA", c.keyAlgorithm)
+	}
+	return nil
+}
+
+func (c *serveConfig) policy() keyset.Policy {
+	return keyset.Policy{
+		Algorithm:        keyset.Algorithm(c.keyAlgorithm),
+		RSABits:          2048,
+		RotationInterval: c.rotationInterval,
+		PublishAhead:     time.Hour,
+		JWKSMaxAge:       5 * time.Minute,
+		ClockSkew:        time.Minute,
+		MaxTokenTTL:      c.accessTTL,
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := parseFlags(fs, args, "Runs the HTTP API: the Idea Pool API, the auth dialects, OIDC discovery\nand the JWKS, with Prometheus metrics on a separate listener.", stdout, stderr); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	policy := cfg.policy()
+	if err := policy.Validate(); err != nil {
+		return fmt.Errorf("key policy: %w", err)
+	}
+
+	db, err := store.Open(ctx, cfg.database, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	tokens, err := token.NewManager(token.Config{Issuer: cfg.issuer, JWKSMaxAge: policy.JWKSMaxAge, Now: time.Now, Rand: rand.Reader})
+	if err != nil {
+		return err
+	}
+	kind, path, err := keysource.Parse(cfg.keys)
+	if err != nil {
+		return fmt.Errorf("--keys: %w", err)
+	}
+	if kind != "file" {
+		return fmt.Errorf("--keys %q: only file:PATH is supported by this build", cfg.keys)
+	}
+	keys := keysource.NewFile(path, policy, keyset.NewGenerator(rand.Reader), time.Now, log)
+	ks, err := keys.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	if err := tokens.SetKeyset(ks); err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "ideapool"}))
+	acctMetrics, err := server.NewAccountMetrics(reg)
+	if err != nil {
+		return err
+	}
+	if err := server.RegisterActiveKey(reg, tokens.ActiveKeyID); err != nil {
+		return err
+	}
+	hasher, err := password.NewHasher(password.OWASP, rand.Reader, 0)
+	if err != nil {
+		return err
+	}
+	acct, err := accounts.New(accounts.Config{Store: db, Signer: tokens, Hasher: hasher,
+		Lifetimes: accounts.Lifetimes{Access: cfg.accessTTL, Refresh: cfg.refreshTTL},
+		Observer:  acctMetrics, Now: time.Now, Rand: rand.Reader, Log: log})
+	if err != nil {
+		return err
+	}
+	api, err := server.New(server.Config{Accounts: acct, Ideas: ideas.New(db, time.Now, rand.Reader),
+		Tokens: tokens, Database: db, Registry: reg, Log: log, Now: time.Now, Rand: rand.Reader,
+		JWKSMaxAge: policy.JWKSMaxAge})
+	if err != nil {
+		return err
+	}
+
+	apiSrv := newHTTPServer(cfg.listen, api, log)
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metricsSrv := newHTTPServer(cfg.metricsListen, metricsMux, log)
+
+	var lc net.ListenConfig
+	apiLn, err := lc.Listen(ctx, "tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	metricsLn, err := lc.Listen(ctx, "tcp", cfg.metricsListen)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+	log.Info("serving", "listen", apiLn.Addr().String(), "metrics_listen", metricsLn.Addr().String(),
+		"issuer", cfg.issuer, "active_kid", tokens.ActiveKeyID(), "version", version)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
+	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
+	g.Go(func() error {
+		err := keys.Run(gctx, func(ks keyset.Keyset) {
+			if err := tokens.SetKeyset(ks); err != nil {
+				log.Error("keyset rejected; keeping the previous one", "error", err)
+				return
+			}
+			log.Info("keyset loaded", "active_kid", tokens.ActiveKeyID())
+		})
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// serveUntilDone serves until ctx ends, then lets in-flight requests finish.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down %s: %w", srv.Addr, err)
+	}
+	return nil
+}
+
+func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	database := fs.String("database", "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
+	if err := parseFlags(fs, args, "Applies the embedded schema migrations to the database and exits.\n(serve applies them at start too.)", stdout, stderr); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	db, err := store.Open(ctx, *database, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = fmt.Fprintln(stdout, "migrations applied")
+	return err
+}

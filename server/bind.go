@@ -1,0 +1,144 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+
+	"github.com/ideapool/ideapool/internal/apperr"
+)
+
+// maxBody bounds every request body.
+const maxBody = 1 << 20
+
+// body is a decoded request body, JSON object or form, read field by field
+// so that every wrong type is reported by name.
+type body struct {
+	json map[string]json.RawMessage
+	form url.Values
+}
+
+// readBody reads a JSON or form-encoded body of at most maxBody bytes. An
+// empty body is an empty object. JSON is recognised by its first byte as
+// well as by Content-Type, since many clients send JSON without saying so.
+func readBody(r *http.Request) (body, error) {
+	if r.ContentLength > maxBody {
+		return body{}, tooLarge()
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return body{}, tooLarge()
+		}
+		return body{}, apperr.New(apperr.BadRequest, "could not read the request body")
+	}
+	trimmed := bytes.TrimSpace(raw)
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case len(trimmed) == 0:
+		return body{json: map[string]json.RawMessage{}}, nil
+	case trimmed[0] == '{' || trimmed[0] == '[' || mediaType == "application/json":
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(trimmed, &m); err != nil || m == nil {
+			return body{}, apperr.New(apperr.BadRequest, "the body is not a JSON object: send {\"field\": value, ...}")
+		}
+		return body{json: m}, nil
+	case mediaType == "application/x-www-form-urlencoded" || mediaType == "":
+		v, err := url.ParseQuery(string(trimmed))
+		if err != nil {
+			return body{}, apperr.New(apperr.BadRequest, "the body is not valid form encoding")
+		}
+		return body{form: v}, nil
+	default:
+		return body{}, apperr.Newf(apperr.BadRequest, "unsupported Content-Type %q: send application/json or application/x-www-form-urlencoded", mediaType)
+	}
+}
+
+func tooLarge() error {
+	return apperr.New(apperr.TooLarge, "the request body is larger than 1 MiB")
+}
+
+// problems collects field errors while reading a body.
+type problems map[string]string
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return apperr.InvalidFields(p)
+}
+
+// str returns a string field; nil when absent. A present non-string is
+// recorded as a problem.
+func (b body) str(name string, p problems) *string {
+	if b.form != nil {
+		if vs, ok := b.form[name]; ok {
+			return &vs[0]
+		}
+		return nil
+	}
+	raw, ok := b.json[name]
+	if !ok {
+		return nil
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		p[name] = "must be a string"
+		return nil
+	}
+	return &s
+}
+
+// requiredStr is str that records a missing field too.
+func (b body) requiredStr(name string, p problems) string {
+	s := b.str(name, p)
+	if s == nil {
+		if _, bad := p[name]; !bad {
+			p[name] = "is required"
+		}
+		return ""
+	}
+	if *s == "" {
+		p[name] = "is required"
+	}
+	return *s
+}
+
+var integerRE = regexp.MustCompile(`^-?[0-9]{1,9}$`)
+
+// integer returns an integer field; nil when absent or wrong. Strings,
+// fractions, exponents and null are refused.
+func (b body) integer(name string, p problems) *int {
+	var text string
+	if b.form != nil {
+		vs, ok := b.form[name]
+		if !ok {
+			return nil
+		}
+		text = vs[0]
+	} else {
+		raw, ok := b.json[name]
+		if !ok {
+			return nil
+		}
+		text = string(raw)
+	}
+	if !integerRE.MatchString(text) {
+		p[name] = "must be an integer from 1 to 10"
+		return nil
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil {
+		p[name] = fmt.Sprintf("must be an integer: %v", err)
+		return nil
+	}
+	return &n
+}

@@ -1,0 +1,214 @@
+package server
+
+import (
+	"crypto/md5" //nolint:gosec // Gravatar addresses are MD5 of the email by definition.
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/ideas"
+)
+
+// mountIdeaPool mounts the Idea Pool API (seed 003).
+func (s *Server) mountIdeaPool(e *gin.Engine) {
+	e.POST("/users", s.signup)
+	e.POST("/access-tokens", s.login)
+	e.POST("/access-tokens/refresh", s.refresh)
+	auth := e.Group("", s.requireAccess)
+	auth.DELETE("/access-tokens", s.logout)
+	auth.GET("/me", s.me)
+	auth.POST("/ideas", s.createIdea)
+	auth.GET("/ideas", s.listIdeas)
+	auth.PUT("/ideas/:id", s.updateIdea)
+	auth.DELETE("/ideas/:id", s.deleteIdea)
+}
+
+type tokenPair struct {
+	JWT          string `json:"jwt"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (s *Server) signup(c *gin.Context) {
+	b, err := readBody(c.Request)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	p := problems{}
+	req := accounts.SignupRequest{
+		Email:    b.requiredStr("email", p),
+		Name:     b.requiredStr("name", p),
+		Password: b.requiredStr("password", p),
+	}
+	if u := b.str("username", p); u != nil {
+		req.Username = *u
+	}
+	if err := p.err(); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	g, err := s.accounts.Signup(c.Request.Context(), req)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, tokenPair{JWT: g.AccessToken, RefreshToken: g.RefreshToken})
+}
+
+func (s *Server) login(c *gin.Context) {
+	b, err := readBody(c.Request)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	p := problems{}
+	email, pw := b.requiredStr("email", p), b.requiredStr("password", p)
+	if err := p.err(); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	g, err := s.accounts.Login(c.Request.Context(), email, pw)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, tokenPair{JWT: g.AccessToken, RefreshToken: g.RefreshToken})
+}
+
+func (s *Server) refresh(c *gin.Context) {
+	b, err := readBody(c.Request)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	p := problems{}
+	rt := b.requiredStr("refresh_token", p)
+	if err := p.err(); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	g, err := s.accounts.Refresh(c.Request.Context(), rt)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"jwt": g.AccessToken})
+}
+
+func (s *Server) logout(c *gin.Context) {
+	b, err := readBody(c.Request)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	p := problems{}
+	rt := b.requiredStr("refresh_token", p)
+	if err := p.err(); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	if err := s.accounts.Logout(c.Request.Context(), claimsOf(c).Subject, rt); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) me(c *gin.Context) {
+	u, err := s.accounts.User(c.Request.Context(), claimsOf(c).Subject)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"email": u.Email, "name": u.Name, "avatar_url": gravatar(u.Email)})
+}
+
+// gravatar is the avatar address of an email, as Gravatar documents it.
+func gravatar(email string) string {
+	sum := md5.Sum([]byte(strings.ToLower(strings.TrimSpace(email)))) //nolint:gosec // see import
+	return "https://www.gravatar.com/avatar/" + hex.EncodeToString(sum[:]) + "?d=mm&s=200"
+}
+
+// ideaInput binds and validates an idea body, reporting every bad field.
+func ideaInput(c *gin.Context) (ideas.Input, error) {
+	b, err := readBody(c.Request)
+	if err != nil {
+		return ideas.Input{}, err
+	}
+	p := problems{}
+	in := ideas.Input{
+		Content:    b.str("content", p),
+		Impact:     b.integer("impact", p),
+		Ease:       b.integer("ease", p),
+		Confidence: b.integer("confidence", p),
+	}
+	if err := in.Validate(); err != nil {
+		if e, ok := apperr.As(err); ok {
+			for k, v := range e.Fields {
+				if _, seen := p[k]; !seen {
+					p[k] = v
+				}
+			}
+		}
+	}
+	return in, p.err()
+}
+
+func (s *Server) createIdea(c *gin.Context) {
+	in, err := ideaInput(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	i, err := s.ideas.Create(c.Request.Context(), claimsOf(c).Subject, in)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusCreated, i)
+}
+
+func (s *Server) updateIdea(c *gin.Context) {
+	in, err := ideaInput(c)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	i, err := s.ideas.Update(c.Request.Context(), claimsOf(c).Subject, c.Param("id"), in)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, i)
+}
+
+func (s *Server) deleteIdea(c *gin.Context) {
+	if err := s.ideas.Delete(c.Request.Context(), claimsOf(c).Subject, c.Param("id")); err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (s *Server) listIdeas(c *gin.Context) {
+	page := 1
+	if vs, ok := c.GetQueryArray("page"); ok {
+		n, err := strconv.Atoi(vs[0])
+		if err != nil || n < 1 || len(vs) > 1 {
+			writeError(c, s.log, apperr.InvalidFields(map[string]string{"page": "must be one integer greater than 0"}))
+			return
+		}
+		page = n
+	}
+	list, err := s.ideas.Page(c.Request.Context(), claimsOf(c).Subject, page)
+	if err != nil {
+		writeError(c, s.log, err)
+		return
+	}
+	c.JSON(http.StatusOK, list)
+}

@@ -1,0 +1,336 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSignupValidation(t *testing.T) {
+	ts := newTestServer(t)
+	ts.signup(t, "Taken@Example.com")
+	tests := map[string]struct {
+		body   any
+		status int
+		field  string // named in the error's fields
+	}{
+		"missing everything":       {map[string]any{}, 422, "email"},
+		"invalid email":            {map[string]any{"email": "nope", "name": "A", "password": "the-Secret-123"}, 422, "email"},
+		"email as number":          {map[string]any{"email": 5, "name": "A", "password": "the-Secret-123"}, 422, "email"},
+		"short password":           {map[string]any{"email": "a@example.com", "name": "A", "password": "aB3"}, 422, "password"},
+		"password without upper":   {map[string]any{"email": "a@example.com", "name": "A", "password": "the-secret-123"}, 422, "password"},
+		"password without lower":   {map[string]any{"email": "a@example.com", "name": "A", "password": "THE-SECRET-123"}, 422, "password"},
+		"password without digit":   {map[string]any{"email": "a@example.com", "name": "A", "password": "the-Secret-abc"}, 422, "password"},
+		"password over 1024 bytes": {map[string]any{"email": "a@example.com", "name": "A", "password": "aB3" + strings.Repeat("x", 1022)}, 422, "password"},
+		"blank name":               {map[string]any{"email": "a@example.com", "name": "  ", "password": "the-Secret-123"}, 422, "name"},
+		"bad username":             {map[string]any{"email": "a@example.com", "name": "A", "password": "the-Secret-123", "username": "a b"}, 422, "username"},
+		"email taken in any case":  {map[string]any{"email": "taken@EXAMPLE.com", "name": "A", "password": "the-Secret-123"}, 409, ""},
+		"malformed JSON":           {`{"email":`, 400, ""},
+		"JSON array":               {`[1,2]`, 400, ""},
+		"body over 1 MiB":          {`{"name":"` + strings.Repeat("x", 1<<20) + `"}`, 413, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := ts.do(t, "POST", "/users", tc.body)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			var e struct {
+				Message string            `json:"message"`
+				Fields  map[string]string `json:"fields"`
+			}
+			r.json(t, &e)
+			if e.Message == "" {
+				t.Errorf("error body has no message: %s", r.body)
+			}
+			if tc.field != "" && e.Fields[tc.field] == "" {
+				t.Errorf("error does not name field %q: %s", tc.field, r.body)
+			}
+		})
+	}
+}
+
+func TestSignupAcceptsFormBodies(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.do(t, "POST", "/users", "email=form%40example.com&name=Form&password=the-Secret-123",
+		"Content-Type", "application/x-www-form-urlencoded")
+	if r.status != http.StatusCreated {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+}
+
+func TestLoginFailuresLookAlikeAndThrottle(t *testing.T) {
+	ts := newTestServer(t)
+	ts.signup(t, "victim@example.com")
+	wrong := ts.do(t, "POST", "/access-tokens", map[string]any{"email": "victim@example.com", "password": "Wrong-pass-1"})
+	unknown := ts.do(t, "POST", "/access-tokens", map[string]any{"email": "nobody@example.com", "password": "Wrong-pass-1"})
+	if wrong.status != 401 || unknown.status != 401 || string(wrong.body) != string(unknown.body) {
+		t.Fatalf("wrong password %d %s vs unknown email %d %s", wrong.status, wrong.body, unknown.status, unknown.body)
+	}
+	for i := 0; i < 9; i++ {
+		ts.do(t, "POST", "/access-tokens", map[string]any{"email": "VICTIM@example.com", "password": "Wrong-pass-1"})
+	}
+	right := map[string]any{"email": "victim@example.com", "password": "the-Secret-123"}
+	r := ts.do(t, "POST", "/access-tokens", right)
+	if r.status != http.StatusTooManyRequests {
+		t.Fatalf("11th attempt: status %d, want 429: %s", r.status, r.body)
+	}
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After = %q", ra)
+	}
+	ts.clock.Advance(15*time.Minute + time.Second)
+	if r := ts.do(t, "POST", "/access-tokens", right); r.status != http.StatusCreated {
+		t.Fatalf("after the window: status %d: %s", r.status, r.body)
+	}
+}
+
+func TestRefreshAndLogout(t *testing.T) {
+	ts := newTestServer(t)
+	alice := ts.signup(t, "alice@example.com")
+	bob := ts.signup(t, "bob@example.com")
+
+	r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{"refresh_token": alice.RefreshToken})
+	var got map[string]string
+	r.json(t, &got)
+	if r.status != 200 || got["jwt"] == "" || len(got) != 1 {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "GET", "/me", nil, "X-Access-Token", got["jwt"]); r.status != 200 {
+		t.Fatalf("refreshed token refused: %d %s", r.status, r.body)
+	}
+
+	// Bob's refresh token presented by Alice is left alone.
+	if r := ts.do(t, "DELETE", "/access-tokens", map[string]any{"refresh_token": bob.RefreshToken}, auth(alice)...); r.status != 204 {
+		t.Fatalf("logout with another's token: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{"refresh_token": bob.RefreshToken}); r.status != 200 {
+		t.Fatalf("bob's session was ended by alice: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "DELETE", "/access-tokens", map[string]any{"refresh_token": alice.RefreshToken}); r.status != 401 {
+		t.Fatalf("logout without access token: %d", r.status)
+	}
+	if r := ts.do(t, "DELETE", "/access-tokens", map[string]any{"refresh_token": alice.RefreshToken}, auth(alice)...); r.status != 204 {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{"refresh_token": alice.RefreshToken}); r.status != 401 {
+		t.Fatalf("refresh after logout: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{}); r.status != 422 {
+		t.Fatalf("refresh without token: %d %s", r.status, r.body)
+	}
+}
+
+func TestRefreshExpiryIsAbsolute(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.signup(t, "carol@example.com")
+	for i := 0; i < 3; i++ {
+		ts.clock.Advance(240 * time.Hour)
+		want := 200
+		if i == 2 { // 720h after login, however often it was used
+			want = 401
+		}
+		if r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{"refresh_token": p.RefreshToken}); r.status != want {
+			t.Fatalf("after %dh: status %d, want %d", 240*(i+1), r.status, want)
+		}
+	}
+}
+
+func TestAccessTokenExpiryLeeway(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.signup(t, "dave@example.com")
+	ts.clock.Advance(10*time.Minute + 4*time.Second)
+	if r := ts.do(t, "GET", "/me", nil, "Authorization", "Bearer "+p.JWT); r.status != 200 {
+		t.Fatalf("within leeway: %d %s", r.status, r.body)
+	}
+	ts.clock.Advance(2 * time.Second)
+	r := ts.do(t, "GET", "/me", nil, "Authorization", "Bearer "+p.JWT)
+	if r.status != 401 || r.header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("past leeway: %d %v %s", r.status, r.header, r.body)
+	}
+}
+
+func TestMe(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.signup(t, "  Email-4@Test.com ")
+	r := ts.do(t, "GET", "/me", nil, auth(p)...)
+	var me map[string]string
+	r.json(t, &me)
+	want := map[string]string{"email": "email-4@test.com", "name": "Test User",
+		"avatar_url": "https://www.gravatar.com/avatar/b36aafe03e05a85031fd8c411b69f792?d=mm&s=200"}
+	if fmt.Sprint(me) != fmt.Sprint(want) {
+		t.Fatalf("me = %v, want %v", me, want)
+	}
+	for h, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN"} {
+		if r.header.Get(h) != v {
+			t.Errorf("%s = %q, want %q", h, r.header.Get(h), v)
+		}
+	}
+}
+
+type idea struct {
+	ID           string  `json:"id"`
+	Content      string  `json:"content"`
+	Impact       int     `json:"impact"`
+	Ease         int     `json:"ease"`
+	Confidence   int     `json:"confidence"`
+	AverageScore float64 `json:"average_score"`
+	CreatedAt    int64   `json:"created_at"`
+}
+
+func TestIdeaValidation(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.signup(t, "erin@example.com")
+	ok := func(content string) map[string]any {
+		return map[string]any{"content": content, "impact": 5, "ease": 5, "confidence": 5}
+	}
+	with := func(k string, v any) map[string]any { m := ok("x"); m[k] = v; return m }
+	without := func(k string) map[string]any { m := ok("x"); delete(m, k); return m }
+	tests := map[string]struct {
+		body  any
+		field string // "" means 201
+	}{
+		"255 code points":     {ok(strings.Repeat("é", 255)), ""},
+		"256 code points":     {ok(strings.Repeat("é", 256)), "content"},
+		"empty content":       {ok(""), "content"},
+		"white space content": {ok(" \t\n "), "content"},
+		"missing content":     {without("content"), "content"},
+		"impact 0":            {with("impact", 0), "impact"},
+		"ease 11":             {with("ease", 11), "ease"},
+		"confidence string":   {with("confidence", "5"), "confidence"},
+		"impact fraction":     {with("impact", 5.5), "impact"},
+		"impact 5.0":          {`{"content":"x","impact":5.0,"ease":5,"confidence":5}`, "impact"},
+		"ease null":           {with("ease", nil), "ease"},
+		"missing confidence":  {without("confidence"), "confidence"},
+		"content number":      {with("content", 7), "content"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := ts.do(t, "POST", "/ideas", tc.body, auth(p)...)
+			if tc.field == "" {
+				if r.status != 201 {
+					t.Fatalf("status %d: %s", r.status, r.body)
+				}
+				return
+			}
+			var e struct {
+				Fields map[string]string `json:"fields"`
+			}
+			r.json(t, &e)
+			if r.status != 422 || e.Fields[tc.field] == "" {
+				t.Fatalf("status %d, want 422 naming %q: %s", r.status, tc.field, r.body)
+			}
+		})
+	}
+}
+
+func TestIdeasOrderPagesAndOwnership(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.signup(t, "frank@example.com")
+	other := ts.signup(t, "grace@example.com")
+	var created []idea
+	for n := 0; n < 25; n++ {
+		score := n%4 + 1 // many ties
+		ts.clock.Advance(time.Millisecond)
+		r := ts.do(t, "POST", "/ideas", map[string]any{"content": fmt.Sprint("idea ", n), "impact": score, "ease": score, "confidence": 10}, auth(p)...)
+		var i idea
+		r.json(t, &i)
+		if r.status != 201 || len(i.ID) < 6 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		if want := float64(2*score+10) / 3; i.AverageScore != want {
+			t.Fatalf("average_score %v, want %v", i.AverageScore, want)
+		}
+		created = append(created, i)
+	}
+	var all []idea
+	for page := 1; page <= 4; page++ {
+		var got []idea
+		r := ts.do(t, "GET", fmt.Sprintf("/ideas?page=%d", page), nil, auth(p)...)
+		r.json(t, &got)
+		wantLen := min(10, max(0, 25-(page-1)*10))
+		if r.status != 200 || len(got) != wantLen {
+			t.Fatalf("page %d: %d, %d ideas, want %d", page, r.status, len(got), wantLen)
+		}
+		all = append(all, got...)
+	}
+	for n := 1; n < len(all); n++ {
+		a, b := all[n-1], all[n]
+		// Same second for all: ties must follow creation order, newest first.
+		if a.AverageScore < b.AverageScore || (a.AverageScore == b.AverageScore && a.Content < b.Content && len(a.Content) == len(b.Content)) {
+			t.Fatalf("order broken at %d: %+v before %+v", n, a, b)
+		}
+	}
+	var first []idea
+	ts.do(t, "GET", "/ideas", nil, auth(p)...).json(t, &first)
+	if fmt.Sprint(first) != fmt.Sprint(all[:10]) {
+		t.Errorf("GET /ideas is not page 1")
+	}
+	for _, q := range []string{"page=0", "page=-1", "page=abc", "page=", "page=1.5"} {
+		if r := ts.do(t, "GET", "/ideas?"+q, nil, auth(p)...); r.status != 422 {
+			t.Errorf("%s: status %d, want 422", q, r.status)
+		}
+	}
+
+	target := created[3]
+	body := map[string]any{"content": "changed", "impact": 9, "ease": 9, "confidence": 9}
+	for name, c := range map[string]struct {
+		method, path string
+		who          pair
+		status       int
+	}{
+		"update by another user": {"PUT", "/ideas/" + target.ID, other, 404},
+		"delete by another user": {"DELETE", "/ideas/" + target.ID, other, 404},
+		"update unknown":         {"PUT", "/ideas/unknown00", p, 404},
+		"delete unknown":         {"DELETE", "/ideas/unknown00", p, 404},
+	} {
+		if r := ts.do(t, c.method, c.path, body, auth(c.who)...); r.status != c.status {
+			t.Errorf("%s: status %d, want %d: %s", name, r.status, c.status, r.body)
+		}
+	}
+	ts.clock.Advance(2 * time.Second)
+	var up idea
+	r := ts.do(t, "PUT", "/ideas/"+target.ID, body, auth(p)...)
+	r.json(t, &up)
+	if r.status != 200 || up.ID != target.ID || up.CreatedAt != target.CreatedAt || up.Content != "changed" || up.AverageScore != 9 {
+		t.Fatalf("update: %d %+v (was %+v)", r.status, up, target)
+	}
+	if r := ts.do(t, "DELETE", "/ideas/"+target.ID, nil, auth(p)...); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "DELETE", "/ideas/"+target.ID, nil, auth(p)...); r.status != 404 {
+		t.Fatalf("second delete: %d", r.status)
+	}
+	var others []idea
+	ts.do(t, "GET", "/ideas", nil, auth(other)...).json(t, &others)
+	if len(others) != 0 {
+		t.Fatalf("another user sees %d ideas", len(others))
+	}
+}
+
+func TestJWKSAndDiscovery(t *testing.T) {
+	ts := newTestServer(t)
+	r := ts.do(t, "GET", "/.well-known/jwks.json", nil)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Cache-Control"), "public, max-age=") || r.header.Get("ETag") == "" {
+		t.Fatalf("jwks: %d %v", r.status, r.header)
+	}
+	if r := ts.do(t, "GET", "/.well-known/jwks.json", nil, "If-None-Match", r.header.Get("ETag")); r.status != 304 {
+		t.Fatalf("conditional jwks: %d", r.status)
+	}
+	var d map[string]any
+	ts.do(t, "GET", "/.well-known/openid-configuration", nil).json(t, &d)
+	if d["issuer"] != testIssuer || d["jwks_uri"] != testIssuer+"/.well-known/jwks.json" {
+		t.Fatalf("discovery: %v", d)
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	ts := newTestServer(t)
+	if r := ts.do(t, "GET", "/nope", nil); r.status != 404 || !strings.Contains(string(r.body), "message") {
+		t.Fatalf("unknown route: %d %s", r.status, r.body)
+	}
+	if r := ts.do(t, "PATCH", "/ideas", nil); r.status != 405 {
+		t.Fatalf("unknown method: %d %s", r.status, r.body)
+	}
+}

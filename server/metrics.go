@@ -1,0 +1,100 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the API's request metrics:
+//
+//	ideapool_http_requests_total{route,method,status}
+//	ideapool_http_request_duration_seconds{route,method,status}
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_http_requests_total",
+			Help: "HTTP requests answered, by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ideapool_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by route pattern, method and status.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "status"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register http metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// AccountMetrics counts what the account core reports:
+//
+//	ideapool_tokens_issued_total{kind}
+//	ideapool_login_failures_total{reason}
+type AccountMetrics struct {
+	issued   *prometheus.CounterVec
+	failures *prometheus.CounterVec
+}
+
+// NewAccountMetrics registers the account metrics on reg.
+func NewAccountMetrics(reg prometheus.Registerer) (*AccountMetrics, error) {
+	m := &AccountMetrics{
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_tokens_issued_total",
+			Help: "Tokens issued, by kind (access, refresh, id).",
+		}, []string{"kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_login_failures_total",
+			Help: "Failed logins, by reason (unknown_account, bad_password, disabled, throttled).",
+		}, []string{"reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.issued, m.failures} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register account metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// TokenIssued counts one token of kind.
+func (m *AccountMetrics) TokenIssued(kind string) { m.issued.WithLabelValues(kind).Inc() }
+
+// LoginFailed counts one failed login.
+func (m *AccountMetrics) LoginFailed(reason string) { m.failures.WithLabelValues(reason).Inc() }
+
+// keyCollector exports the active signing key as an info metric:
+//
+//	ideapool_active_signing_key_info{kid}
+type keyCollector struct {
+	desc   *prometheus.Desc
+	active func() string
+}
+
+// RegisterActiveKey registers ideapool_active_signing_key_info, read from
+// active at each scrape.
+func RegisterActiveKey(reg prometheus.Registerer, active func() string) error {
+	c := &keyCollector{
+		desc:   prometheus.NewDesc("ideapool_active_signing_key_info", "The key id (kid) of the key that signs new tokens.", []string{"kid"}, nil),
+		active: active,
+	}
+	if err := reg.Register(c); err != nil {
+		return fmt.Errorf("register key metric: %w", err)
+	}
+	return nil
+}
+
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	if kid := c.active(); kid != "" {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, kid)
+	}
+}
