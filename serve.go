@@ -37,6 +37,10 @@ type serveConfig struct {
 	issuer           string
 	accessTTL        time.Duration
 	refreshTTL       time.Duration
+	idTTL            time.Duration
+	idAudience       string
+	reuseGrace       time.Duration
+	jwksMaxAge       time.Duration
 	keyAlgorithm     string
 	rotationInterval time.Duration
 	logLevel         string
@@ -51,6 +55,10 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.issuer, "issuer", "http://localhost:8080", "iss of every token and base URL of the discovery document and JWKS")
 	fs.DurationVar(&c.accessTTL, "access-token-ttl", 10*time.Minute, "access token lifetime")
 	fs.DurationVar(&c.refreshTTL, "refresh-token-ttl", 720*time.Hour, "refresh token lifetime, absolute from login: refreshing does not extend it")
+	fs.DurationVar(&c.idTTL, "id-token-ttl", time.Hour, "OpenID Connect ID token lifetime (the /v1/auth dialect)")
+	fs.StringVar(&c.idAudience, "id-token-audience", "ideapool", "aud of ID tokens")
+	fs.DurationVar(&c.reuseGrace, "refresh-reuse-grace", 5*time.Second, "how long a rotated-out refresh token may be retried to get the same successor back (0 disables)")
+	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "Cache-Control max-age of the JWKS; keys are published at least this plus 1m clock skew before they sign")
 	fs.StringVar(&c.keyAlgorithm, "key-algorithm", "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least the 1h publish-ahead time)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -66,6 +74,12 @@ func (c *serveConfig) validate() error {
 		return errors.New("--refresh-token-ttl must be positive")
 	case c.refreshTTL < c.accessTTL:
 		return errors.New("--refresh-token-ttl must not be shorter than --access-token-ttl")
+	case c.idTTL <= 0:
+		return errors.New("--id-token-ttl must be positive")
+	case c.reuseGrace < 0 || c.reuseGrace > time.Minute:
+		return errors.New("--refresh-reuse-grace must be between 0s and 1m")
+	case strings.TrimSpace(c.idAudience) == "":
+		return errors.New("--id-token-audience must not be empty")
 	case !strings.HasPrefix(c.issuer, "http://") && !strings.HasPrefix(c.issuer, "https://"):
 		return fmt.Errorf("--issuer %q must be an http:// or https:// URL", c.issuer)
 	}
@@ -83,9 +97,9 @@ func (c *serveConfig) policy() keyset.Policy {
 		RSABits:          2048,
 		RotationInterval: c.rotationInterval,
 		PublishAhead:     time.Hour,
-		JWKSMaxAge:       5 * time.Minute,
+		JWKSMaxAge:       c.jwksMaxAge,
 		ClockSkew:        time.Minute,
-		MaxTokenTTL:      c.accessTTL,
+		MaxTokenTTL:      max(c.accessTTL, c.idTTL),
 	}
 }
 
@@ -156,7 +170,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	acct, err := accounts.New(accounts.Config{Store: db, Signer: tokens, Hasher: hasher,
-		Lifetimes: accounts.Lifetimes{Access: cfg.accessTTL, Refresh: cfg.refreshTTL},
+		Lifetimes: accounts.Lifetimes{Access: cfg.accessTTL, Refresh: cfg.refreshTTL, ID: cfg.idTTL, ReuseGrace: cfg.reuseGrace},
 		Observer:  acctMetrics, Now: time.Now, Rand: rand.Reader, Log: log})
 	if err != nil {
 		return err

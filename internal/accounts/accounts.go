@@ -62,6 +62,10 @@ const (
 type Lifetimes struct {
 	Access  time.Duration
 	Refresh time.Duration // absolute from login; refreshing never extends it
+	ID      time.Duration // OpenID Connect ID tokens
+	// ReuseGrace lets a client that lost a response retry a just-rotated
+	// refresh token and get the same successor back; 0 disables it.
+	ReuseGrace time.Duration
 }
 
 // Throttle bounds failed logins per account.
@@ -127,8 +131,12 @@ func New(cfg Config) (*Service, error) {
 
 // SetLifetimes changes token lifetimes for the next tokens issued.
 func (s *Service) SetLifetimes(l Lifetimes) error {
-	if l.Access <= 0 || l.Refresh <= 0 {
-		return fmt.Errorf("accounts: token lifetimes must be positive (access %s, refresh %s)", l.Access, l.Refresh)
+	if l.ID == 0 {
+		l.ID = time.Hour
+	}
+	if l.Access <= 0 || l.Refresh <= 0 || l.ID <= 0 || l.ReuseGrace < 0 {
+		return fmt.Errorf("accounts: token lifetimes must be positive (access %s, refresh %s, id %s, reuse grace %s)",
+			l.Access, l.Refresh, l.ID, l.ReuseGrace)
 	}
 	s.lifetimes.Store(&l)
 	return nil
