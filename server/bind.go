@@ -69,6 +69,15 @@ func tooLarge() error {
 // problems collects field errors while reading a body.
 type problems map[string]string
 
+// merge adds more problems; a field's first problem (a wrong type, say) wins.
+func (p problems) merge(more map[string]string) {
+	for k, v := range more {
+		if _, seen := p[k]; !seen {
+			p[k] = v
+		}
+	}
+}
+
 func (p problems) err() error {
 	if len(p) == 0 {
 		return nil

@@ -48,6 +48,7 @@ func (s *Server) signup(c *gin.Context) {
 	if u := b.str("username", p); u != nil {
 		req.Username = *u
 	}
+	p.merge(req.Problems())
 	if err := p.err(); err != nil {
 		writeError(c, s.log, err)
 		return
@@ -149,11 +150,7 @@ func ideaInput(c *gin.Context) (ideas.Input, error) {
 	}
 	if err := in.Validate(); err != nil {
 		if e, ok := apperr.As(err); ok {
-			for k, v := range e.Fields {
-				if _, seen := p[k]; !seen {
-					p[k] = v
-				}
-			}
+			p.merge(e.Fields)
 		}
 	}
 	return in, p.err()

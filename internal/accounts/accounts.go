@@ -164,12 +164,12 @@ type SignupRequest struct {
 	Username string // optional; defaults to the email
 }
 
-// Signup creates an account and its first session.
-func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
-	email := NormalizeEmail(r.Email)
-	username := strings.ToLower(strings.TrimSpace(r.Username))
+// Problems returns what is wrong with r, by field; empty when it is valid.
+// Dialects merge it with their own binding problems so that one 422 names
+// every bad field.
+func (r SignupRequest) Problems() map[string]string {
 	bad := map[string]string{}
-	if m := checkEmail(email); m != "" {
+	if m := checkEmail(NormalizeEmail(r.Email)); m != "" {
 		bad["email"] = m
 	}
 	if m := checkName(r.Name); m != "" {
@@ -178,13 +178,23 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
 	if m := checkPassword(r.Password); m != "" {
 		bad["password"] = m
 	}
+	if u := strings.TrimSpace(r.Username); u != "" {
+		if m := checkUsername(u); m != "" {
+			bad["username"] = m
+		}
+	}
+	return bad
+}
+
+// Signup creates an account and its first session.
+func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
+	if bad := r.Problems(); len(bad) > 0 {
+		return Grant{}, apperr.InvalidFields(bad)
+	}
+	email := NormalizeEmail(r.Email)
+	username := strings.ToLower(strings.TrimSpace(r.Username))
 	if username == "" {
 		username = email
-	} else if m := checkUsername(username); m != "" {
-		bad["username"] = m
-	}
-	if len(bad) > 0 {
-		return Grant{}, apperr.InvalidFields(bad)
 	}
 	hash, err := s.hasher.Hash(ctx, r.Password)
 	if err != nil {
