@@ -21,6 +21,10 @@ type dialect struct {
 	createMigrationsTable string
 	// lockMigrations, if set, serializes migrating processes inside tx.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
+	// skipLocked ends a SELECT whose rows the transaction will delete, so
+	// that concurrent deleters take disjoint rows rather than wait for (and
+	// deadlock on) each other. Empty where writers are serialized anyway.
+	skipLocked string
 	// classify maps a driver error to the package's sentinels, or returns
 	// nil when it does not recognize it.
 	classify func(err error) error

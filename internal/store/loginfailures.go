@@ -39,3 +39,13 @@ func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// DeleteLoginFailuresBefore deletes the failures of every key recorded
+// before `before`.
+func (s *sqlStore) DeleteLoginFailuresBefore(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.exec(ctx, "DELETE FROM login_failures WHERE at < ?", dbTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("delete old login failures: %w", err)
+	}
+	return int(n), nil
+}

@@ -58,6 +58,12 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.applyMigrations(ctx, ms)
+}
+
+// applyMigrations applies those of ms, the first len(ms) migrations, that
+// the database lacks.
+func (s *sqlStore) applyMigrations(ctx context.Context, ms []migration) error {
 	for _, m := range ms {
 		applied, err := s.applyMigration(ctx, m, len(ms))
 		if err != nil {

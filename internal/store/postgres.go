@@ -39,7 +39,8 @@ var postgresDialect = &dialect{
 		_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLockKey)
 		return err
 	},
-	classify: classifyPostgres,
+	skipLocked: " FOR UPDATE SKIP LOCKED",
+	classify:   classifyPostgres,
 }
 
 // constraintFields names the field behind each unique constraint callers
@@ -48,6 +49,7 @@ var constraintFields = map[string]string{
 	"users_email_key":    "email",
 	"users_username_key": "username",
 	"users_pkey":         "id",
+	"api_clients_pkey":   "id",
 }
 
 // openPostgres connects through pgx's database/sql driver, so both backends

@@ -13,8 +13,12 @@ import (
 var errAlreadyRotated = fmt.Errorf("refresh token already rotated: %w", ErrConflict)
 
 // CreateSession inserts s and its first refresh token t in one transaction.
-// t.SessionID may be left empty; otherwise it must be s.ID.
+// t.SessionID may be left empty; otherwise it must be s.ID. An empty secret
+// is refused: it marks the sessions older than secrets.
 func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshToken) error {
+	if len(sess.Secret) == 0 {
+		return errors.New("create session: empty secret")
+	}
 	if t.SessionID == "" {
 		t.SessionID = sess.ID
 	}
@@ -23,8 +27,9 @@ func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshTok
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.d.bind(`INSERT INTO sessions
-			(id, user_id, auth_time, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`),
-			sess.ID, sess.UserID, dbTime(sess.AuthTime), dbTime(sess.CreatedAt), dbTime(sess.ExpiresAt), dbNullTime(sess.RevokedAt))
+			(id, user_id, auth_time, secret, client_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			sess.ID, sess.UserID, dbTime(sess.AuthTime), sess.Secret, dbNullString(sess.ClientID),
+			dbTime(sess.CreatedAt), dbTime(sess.ExpiresAt), dbNullTime(sess.RevokedAt))
 		if err != nil {
 			return err
 		}
@@ -51,19 +56,24 @@ func (s *sqlStore) RefreshTokenByHash(ctx context.Context, hash []byte) (Refresh
 		tCreated, sAuth, sCreated int64
 		sExpires                  int64
 		tRotated, sRevoked        sql.NullInt64
+		sClient                   sql.NullString
 	)
 	err := s.queryRow(ctx, `SELECT t.hash, t.session_id, t.created_at, t.rotated_at, t.successor_hash,
-			s.id, s.user_id, s.auth_time, s.created_at, s.expires_at, s.revoked_at
+			s.id, s.user_id, s.auth_time, s.secret, s.client_id, s.created_at, s.expires_at, s.revoked_at
 		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
 		WHERE t.hash = ?`, hash).Scan(
 		&t.Hash, &t.SessionID, &tCreated, &tRotated, &t.SuccessorHash,
-		&sess.ID, &sess.UserID, &sAuth, &sCreated, &sExpires, &sRevoked)
+		&sess.ID, &sess.UserID, &sAuth, &sess.Secret, &sClient, &sCreated, &sExpires, &sRevoked)
 	if err != nil {
 		return RefreshToken{}, Session{}, fmt.Errorf("get refresh token: %w", s.d.mapErr(err))
 	}
 	t.CreatedAt, t.RotatedAt = goTime(tCreated), goNullTime(tRotated)
 	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = goTime(sAuth), goTime(sCreated), goTime(sExpires)
 	sess.RevokedAt = goNullTime(sRevoked)
+	sess.ClientID = sClient.String
+	if len(sess.Secret) == 0 {
+		sess.Secret = nil // the drivers disagree on an empty blob
+	}
 	return t, sess, nil
 }
 
@@ -133,4 +143,29 @@ func (s *sqlStore) DeleteExpiredSessions(ctx context.Context, before time.Time) 
 		return 0, fmt.Errorf("delete expired sessions: %w", err)
 	}
 	return int(n), nil
+}
+
+// RevokedSessions returns the sessions revoked at or after since, oldest
+// revocation first.
+func (s *sqlStore) RevokedSessions(ctx context.Context, since time.Time) ([]RevokedSession, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.bind(`SELECT id, revoked_at FROM sessions
+		WHERE revoked_at >= ? ORDER BY revoked_at, id`), dbTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("list revoked sessions: %w", s.d.mapErr(err))
+	}
+	defer rows.Close()
+	out := []RevokedSession{}
+	for rows.Next() {
+		var r RevokedSession
+		var at int64
+		if err := rows.Scan(&r.ID, &at); err != nil {
+			return nil, fmt.Errorf("list revoked sessions: %w", s.d.mapErr(err))
+		}
+		r.RevokedAt = goTime(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list revoked sessions: %w", s.d.mapErr(err))
+	}
+	return out, nil
 }

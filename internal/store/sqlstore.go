@@ -103,5 +103,22 @@ func dbBytes(b []byte) any {
 	return b
 }
 
+// dbNonEmptyBytes stores an empty slice as NULL, for columns where NULL
+// means "not set".
+func dbNonEmptyBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// dbNullString stores "" as NULL.
+func dbNullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }

@@ -1,5 +1,6 @@
 // Package store persists ideapool's records (users, sessions, refresh tokens,
-// ideas, login failures) in SQLite or PostgreSQL behind one set of methods.
+// API clients, used client assertion ids, ideas, login failures) in SQLite or
+// PostgreSQL behind one set of methods.
 //
 // The records here are plain data; the rules about them (validation, hashing,
 // expiry) live in the domain packages that use the store. Every method that
@@ -25,8 +26,8 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 )
 
-// ConflictError names the unique field that was already taken ("email" or
-// "username").
+// ConflictError names the unique field that was already taken ("email",
+// "username" or "id").
 type ConflictError struct{ Field string }
 
 func (e *ConflictError) Error() string { return e.Field + " already taken" }
@@ -38,8 +39,11 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 type Role int
 
 const (
+	// RoleMember is an ordinary user, the default for new accounts.
 	RoleMember Role = 1
-	RoleAdmin  Role = 2
+	// RoleAdmin is an administrator; what it may do beyond a member is
+	// decided by the domain packages.
+	RoleAdmin Role = 2
 )
 
 // User is an account. Email and Username are stored lower-case.
@@ -57,12 +61,24 @@ type User struct {
 // Session is one login. It ends at ExpiresAt (absolute, never extended) or
 // when RevokedAt is set.
 type Session struct {
-	ID        string
-	UserID    string
-	AuthTime  time.Time
+	ID       string
+	UserID   string
+	AuthTime time.Time
+	// Secret is chosen by the caller (32 random bytes) and required for new
+	// sessions. It is empty (nil) only for sessions created before schema
+	// version 2, which had none: never use an empty Secret as a key.
+	Secret []byte
+	// ClientID names the APIClient that started the session, "" for none.
+	ClientID  string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt *time.Time
+}
+
+// RevokedSession is one entry of the revocation list.
+type RevokedSession struct {
+	ID        string
+	RevokedAt time.Time
 }
 
 // RefreshToken is the stored form of an opaque refresh token: only its hash.
@@ -73,6 +89,19 @@ type RefreshToken struct {
 	CreatedAt     time.Time
 	RotatedAt     *time.Time
 	SuccessorHash []byte
+}
+
+// APIClient is a machine client of a user. Exactly one of Secret (HS256
+// shared secret, kept only because verification needs it) and PublicJWK
+// (a registered public key, JSON) is set.
+type APIClient struct {
+	ID        string
+	UserID    string
+	Name      string
+	Secret    []byte
+	PublicJWK []byte
+	CreatedAt time.Time
+	RevokedAt *time.Time
 }
 
 // Idea belongs to one user. CreatedAt keeps sub-second precision
@@ -104,9 +133,12 @@ type Store interface {
 	SetUserRole(ctx context.Context, id string, role Role) error
 	SetUserDisabled(ctx context.Context, id string, at *time.Time) error
 
-	// CreateSession inserts s together with its first refresh token, atomically.
+	// CreateSession inserts s together with its first refresh token,
+	// atomically. s.Secret must not be empty; an s.ClientID naming no API
+	// client is ErrNotFound.
 	CreateSession(ctx context.Context, s Session, t RefreshToken) error
-	// RefreshTokenByHash returns the token and its session.
+	// RefreshTokenByHash returns the token and its session, Secret and
+	// ClientID included.
 	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, Session, error)
 	// RotateRefreshToken marks old as rotated at `at` with successor next,
 	// and inserts next, atomically and only if old was not already rotated
@@ -114,6 +146,9 @@ type Store interface {
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at time.Time) error
 	// RevokeSession sets RevokedAt on the session if it is not yet revoked.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// RevokedSessions lists sessions revoked at or after since, oldest
+	// revocation first: the replicated revocation list.
+	RevokedSessions(ctx context.Context, since time.Time) ([]RevokedSession, error)
 	// RevokeUserSessions revokes every live session of a user.
 	RevokeUserSessions(ctx context.Context, userID string, at time.Time) error
 	// DeleteExpiredSessions removes sessions (and their tokens) that expired before `before`.
@@ -127,6 +162,29 @@ type Store interface {
 	LoginFailures(ctx context.Context, key string, since time.Time) (count int, oldest time.Time, err error)
 	// ClearLoginFailures forgets the failures under key (after a success).
 	ClearLoginFailures(ctx context.Context, key string) error
+	// DeleteLoginFailuresBefore removes failures of every key recorded before
+	// `before` and returns how many it removed (housekeeping).
+	DeleteLoginFailuresBefore(ctx context.Context, before time.Time) (int, error)
+
+	// CreateAPIClient inserts c, which must carry exactly one of Secret and
+	// PublicJWK. A taken id is a *ConflictError{Field: "id"}; an unknown
+	// c.UserID is ErrNotFound.
+	CreateAPIClient(ctx context.Context, c APIClient) error
+	// APIClientByID returns the client with id, revoked or not.
+	APIClientByID(ctx context.Context, id string) (APIClient, error)
+	// ListAPIClients returns a user's clients, newest first, revoked ones
+	// included; none is an empty slice.
+	ListAPIClients(ctx context.Context, userID string) ([]APIClient, error)
+	// RevokeAPIClient sets RevokedAt on client id. It is ErrNotFound unless
+	// userID owns the client and it is not yet revoked. Sessions the client
+	// started are left alone.
+	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error
+	// UseClientAssertion records jti for clientID until expiresAt. It returns
+	// ErrConflict when the same (clientID, jti) was already used and has not
+	// yet expired at now (expired means expiresAt <= now). Expired records
+	// are deleted by the same call (bounded work). Of concurrent calls with
+	// one (clientID, jti), exactly one succeeds.
+	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
 
 	CreateIdea(ctx context.Context, i Idea) error
 	// UpdateIdea replaces content and scores of the idea with i.ID owned by

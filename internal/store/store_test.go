@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -25,9 +26,73 @@ func mustOpen(t *testing.T, url string) store.Store {
 }
 
 // testOpen checks what the conformance suite cannot, as it needs one
-// database opened several times: durability across reopening and
-// concurrent migration.
+// database opened several times: durability across reopening, concurrent
+// migration and upgrading an older schema.
 func testOpen(t *testing.T, newURL func(t *testing.T) string) {
+	t.Run("upgrade from version 1", func(t *testing.T) {
+		t.Parallel()
+		url := newURL(t)
+		ctx := t.Context()
+		created := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+		us := created.UnixMicro()
+
+		old, err := store.OpenLegacy(ctx, url, 1)
+		if err != nil {
+			t.Fatalf("OpenLegacy: %v", err)
+		}
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"INSERT INTO users (id, email, username, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+				[]any{"u1", "a@example.com", "a", "A", "x", 1, us}},
+			{"INSERT INTO sessions (id, user_id, auth_time, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+				[]any{"s-old", "u1", us, us, us + time.Hour.Microseconds()}},
+			{"INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES (?, ?, ?)",
+				[]any{[]byte("rt-old"), "s-old", us}},
+			{"INSERT INTO login_failures (key, at) VALUES (?, ?)", []any{"ip:192.0.2.1", us}},
+		} {
+			if err := old.Exec(ctx, q.sql, q.args...); err != nil {
+				t.Fatalf("seed version 1: %s: %v", q.sql, err)
+			}
+		}
+		if err := old.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+
+		s := mustOpen(t, url)
+		_, sess, err := s.RefreshTokenByHash(ctx, []byte("rt-old"))
+		if err != nil {
+			t.Fatalf("RefreshTokenByHash after upgrade: %v", err)
+		}
+		want := store.Session{ID: "s-old", UserID: "u1", AuthTime: created, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
+		if !reflect.DeepEqual(sess, want) {
+			t.Fatalf("old session after upgrade:\n got  %+v\n want %+v (no secret, no client)", sess, want)
+		}
+		if n, err := s.DeleteLoginFailuresBefore(ctx, created.Add(time.Second)); err != nil || n != 1 {
+			t.Fatalf("DeleteLoginFailuresBefore after upgrade = %d, %v; want 1, nil", n, err)
+		}
+
+		// The new tables and columns work.
+		c := store.APIClient{ID: "c1", UserID: "u1", Name: "cli", Secret: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: created}
+		if err := s.CreateAPIClient(ctx, c); err != nil {
+			t.Fatalf("CreateAPIClient after upgrade: %v", err)
+		}
+		next := store.Session{ID: "s-new", UserID: "u1", Secret: c.Secret, ClientID: c.ID, AuthTime: created, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
+		if err := s.CreateSession(ctx, next, store.RefreshToken{Hash: []byte("rt-new"), CreatedAt: created}); err != nil {
+			t.Fatalf("CreateSession after upgrade: %v", err)
+		}
+		if _, got, err := s.RefreshTokenByHash(ctx, []byte("rt-new")); err != nil || !reflect.DeepEqual(got, next) {
+			t.Fatalf("new session after upgrade = %+v, %v; want %+v", got, err, next)
+		}
+		if err := s.UseClientAssertion(ctx, c.ID, "j1", created.Add(time.Minute), created); err != nil {
+			t.Fatalf("UseClientAssertion after upgrade: %v", err)
+		}
+		if err := store.Migrate(ctx, url, nil); err != nil {
+			t.Fatalf("Migrate again: %v", err)
+		}
+	})
+
 	t.Run("write survives reopen", func(t *testing.T) {
 		t.Parallel()
 		url := newURL(t)

@@ -50,4 +50,42 @@ func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "LoginFailures b", err, nil)
 		wantEqual(t, "other key kept", count, 1)
 	})
+
+	t.Run("delete before", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		const a, b = "account:ann@example.com", "ip:192.0.2.1"
+		for _, f := range []struct {
+			key string
+			at  time.Time
+		}{
+			{a, base}, {a, at(time.Minute)}, {a, at(2 * time.Minute)},
+			{b, base}, {b, at(3 * time.Minute)},
+		} {
+			wantErr(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, f.key, f.at), nil)
+		}
+
+		// Steps run in order, each on what the previous ones left.
+		steps := []struct {
+			name        string
+			before      time.Time
+			wantDeleted int
+			wantA       int // failures left under a
+			wantB       int // failures left under b
+		}{
+			{name: "nothing that old", before: base, wantDeleted: 0, wantA: 3, wantB: 2},
+			{name: "before is exclusive", before: at(time.Minute), wantDeleted: 2, wantA: 2, wantB: 1},
+			{name: "across keys", before: at(time.Hour), wantDeleted: 3, wantA: 0, wantB: 0},
+			{name: "empty table", before: at(time.Hour), wantDeleted: 0, wantA: 0, wantB: 0},
+		}
+		for _, st := range steps {
+			n, err := s.DeleteLoginFailuresBefore(ctx, st.before)
+			wantErr(t, st.name, err, nil)
+			wantEqual(t, st.name+": deleted", n, st.wantDeleted)
+			for key, want := range map[string]int{a: st.wantA, b: st.wantB} {
+				count, _, err := s.LoginFailures(ctx, key, base)
+				wantErr(t, st.name+": LoginFailures "+key, err, nil)
+				wantEqual(t, st.name+": left under "+key, count, want)
+			}
+		}
+	})
 }

@@ -10,12 +10,13 @@ import (
 )
 
 // newSession builds a session of userID created at base, expiring after
-// ttl, with its first refresh token (hash "rt-<id>").
+// ttl, with a 32-byte secret and its first refresh token (hash "rt-<id>").
 func newSession(id, userID string, ttl time.Duration) (store.Session, store.RefreshToken) {
 	s := store.Session{
 		ID:        id,
 		UserID:    userID,
 		AuthTime:  at(-time.Second),
+		Secret:    secret32("session " + id),
 		CreatedAt: base,
 		ExpiresAt: at(ttl),
 	}
@@ -57,6 +58,43 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "CreateSession", s.CreateSession(ctx, sess, rt), store.ErrNotFound)
 		_, _, err := s.RefreshTokenByHash(ctx, rt.Hash)
 		wantErr(t, "RefreshTokenByHash", err, store.ErrNotFound)
+	})
+
+	t.Run("secret and client id round trip", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		mustCreateAPIClient(t, s, newAPIClient("c1", u.ID, base))
+		tests := map[string]struct {
+			clientID string
+			secret   []byte
+			wantErr  error // nil: stored and read back as given
+			anyErr   bool  // an error outside the sentinels
+		}{
+			"browser session":           {secret: secret32("a")},
+			"started by an API client":  {clientID: "c1", secret: secret32("b")},
+			"secret is kept byte-exact": {secret: []byte{0, 0xff, 0, 1}},
+			"unknown client":            {clientID: "c-nobody", secret: secret32("c"), wantErr: store.ErrNotFound},
+			"empty secret is refused":   {secret: []byte{}, anyErr: true},
+			"nil secret is refused":     {anyErr: true},
+		}
+		for name, tc := range tests {
+			sess, rt := newSession(name, u.ID, time.Hour)
+			sess.ClientID, sess.Secret = tc.clientID, tc.secret
+			err := s.CreateSession(ctx, sess, rt)
+			if tc.anyErr {
+				if err == nil {
+					t.Fatalf("%s: CreateSession succeeded, want an error", name)
+				}
+			} else {
+				wantErr(t, name+": CreateSession", err, tc.wantErr)
+			}
+			if tc.wantErr != nil || tc.anyErr {
+				_, _, err := s.RefreshTokenByHash(ctx, rt.Hash)
+				wantErr(t, name+": RefreshTokenByHash", err, store.ErrNotFound)
+				continue
+			}
+			wantToken(t, s, string(rt.Hash), rt, sess)
+		}
 	})
 
 	t.Run("session and token are created together", func(t *testing.T) {
@@ -107,6 +145,21 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		wantToken(t, s, "rt-ann-2", rt2, live2)
 		wantToken(t, s, "rt-ann-old", rtOld, old) // first revocation kept
 		wantToken(t, s, "rt-bob-1", rtOther, other)
+
+		// The revocation list: revoked at or after since, oldest first.
+		got, err := s.RevokedSessions(ctx, at(0))
+		wantErr(t, "RevokedSessions", err, nil)
+		wantEqual(t, "revoked sessions", got, []store.RevokedSession{
+			{ID: "ann-old", RevokedAt: stored(at(time.Second))},
+			{ID: "ann-1", RevokedAt: stored(at(time.Minute))},
+			{ID: "ann-2", RevokedAt: stored(at(time.Minute))},
+		})
+		got, err = s.RevokedSessions(ctx, at(2*time.Second))
+		wantErr(t, "RevokedSessions since", err, nil)
+		wantEqual(t, "revoked since", len(got), 2)
+		got, err = s.RevokedSessions(ctx, at(time.Hour))
+		wantErr(t, "RevokedSessions none", err, nil)
+		wantEqual(t, "revoked none", got, []store.RevokedSession{})
 	})
 
 	t.Run("delete expired cascades to tokens", func(t *testing.T) {

@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"reflect"
 	"testing"
@@ -19,6 +20,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, open) })
 	t.Run("RefreshTokens", func(t *testing.T) { testRefreshTokens(t, open) })
 	t.Run("LoginFailures", func(t *testing.T) { testLoginFailures(t, open) })
+	t.Run("APIClients", func(t *testing.T) { testAPIClients(t, open) })
+	t.Run("ClientAssertions", func(t *testing.T) { testClientAssertions(t, open) })
 	t.Run("Ideas", func(t *testing.T) { testIdeas(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Context", func(t *testing.T) { testContext(t, open) })
@@ -112,6 +115,19 @@ func storedToken(rt store.RefreshToken) store.RefreshToken {
 	rt.CreatedAt = stored(rt.CreatedAt)
 	rt.RotatedAt = storedPtr(rt.RotatedAt)
 	return rt
+}
+
+func storedAPIClient(c store.APIClient) store.APIClient {
+	c.CreatedAt = stored(c.CreatedAt)
+	c.RevokedAt = storedPtr(c.RevokedAt)
+	return c
+}
+
+// secret32 derives 32 distinct-looking bytes from seed, standing in for
+// the random secret a caller would choose.
+func secret32(seed string) []byte {
+	b := sha256.Sum256([]byte(seed))
+	return b[:]
 }
 
 func storedIdea(i store.Idea) store.Idea {
