@@ -27,6 +27,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the HTTP API", runServe},
 		{"migrate", "apply database schema migrations and exit", runMigrate},
+		{"users", "create, list, disable accounts and set their roles", runUsers},
 		{"version", "print the version", func(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "ideapool", version)
 			return err
@@ -111,6 +112,20 @@ func envName(flagName string) string {
 // parseFlags applies IDEAPOOL_* variables, then the command line, and
 // prints a help that names each flag's variable.
 func parseFlags(fs *flag.FlagSet, args []string, about string, stdout, stderr io.Writer) error {
+	if err := parseFlagsArgs(fs, args, about, stdout, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// parseFlagsArgs is parseFlags for commands that take arguments after
+// their flags (left in fs.Args()).
+func parseFlagsArgs(fs *flag.FlagSet, args []string, about string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	usageTo := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: ideapool %s [flags]\n\n%s\n\nFlags:\n", fs.Name(), about)
@@ -141,11 +156,6 @@ func parseFlags(fs *flag.FlagSet, args []string, about string, stdout, stderr io
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		fs.Usage()
 		return errUsage
 	}
 	return nil

@@ -170,9 +170,13 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return err
 	}
 	acct, err := accounts.New(accounts.Config{Store: db, Signer: tokens, Hasher: hasher,
-		Lifetimes: accounts.Lifetimes{Access: cfg.accessTTL, Refresh: cfg.refreshTTL, ID: cfg.idTTL, ReuseGrace: cfg.reuseGrace},
-		Observer:  acctMetrics, Now: time.Now, Rand: rand.Reader, Log: log})
+		Lifetimes:  accounts.Lifetimes{Access: cfg.accessTTL, Refresh: cfg.refreshTTL, ID: cfg.idTTL, ReuseGrace: cfg.reuseGrace},
+		IDAudience: cfg.idAudience,
+		Observer:   acctMetrics, Now: time.Now, Rand: rand.Reader, Log: log})
 	if err != nil {
+		return err
+	}
+	if err := acct.SyncRevocations(ctx); err != nil {
 		return err
 	}
 	api, err := server.New(server.Config{Accounts: acct, Ideas: ideas.New(db, time.Now, rand.Reader),
@@ -203,6 +207,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
 	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
+	g.Go(func() error { acct.RunRevocationSync(gctx, time.Second); return nil })
 	g.Go(func() error {
 		err := keys.Run(gctx, func(ks keyset.Keyset) {
 			if err := tokens.SetKeyset(ks); err != nil {

@@ -48,6 +48,12 @@ with_lock() {
   )
 }
 
+# new_log FILE: start an empty build log (creating its directory).
+new_log() {
+  mkdir -p "$(dirname "$1")"
+  : >"$1"
+}
+
 # run_logged LOGFILE CMD... : run CMD with its (chatty) output in LOGFILE; on
 # failure show the log's tail so the error is visible without digging.
 run_logged() {
@@ -67,7 +73,18 @@ run_logged() {
 # -mod=vendor (or similar) can't change how third-party code is built;
 # CGO_ENABLED=0 for static binaries that need no C toolchain at run time.
 go_env() {
-  export GOWORK=off GOFLAGS= CGO_ENABLED=0
+  export GOWORK=off GOFLAGS='' CGO_ENABLED=0
+}
+
+# go_mod_file MODULE@VERSION FIELD: download a module into the module cache
+# and print one field of `go mod download -json`: GoMod (path of its go.mod)
+# or Dir (its extracted source).
+go_mod_file() {
+  (
+    go_env
+    mkdir -p "$IDEAPOOL_CACHE" && cd "$IDEAPOOL_CACHE" || exit
+    go mod download -json "$1"
+  ) | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p"
 }
 
 # go_install_pinned BINDIR LOGFILE PKG@VERSION [go build flags...] :
@@ -79,11 +96,15 @@ go_install_pinned() {
   mkdir -p "$bindir"
   (
     go_env
-    # Run from a neutral directory: pkg@version ignores any current module,
-    # but a stray go.work/go.mod in the cwd would still be read for GOFLAGS.
-    cd "$IDEAPOOL_CACHE"
+    # Run outside the repo. pkg@version ignores the current module anyway;
+    # this makes it plain that nothing here can touch the repo's go.mod.
+    mkdir -p "$IDEAPOOL_CACHE" && cd "$IDEAPOOL_CACHE" || exit
     export GOBIN="$bindir"
     run_logged "$logfile" go install -p "$IDEAPOOL_BUILD_JOBS" -trimpath "$@" "$target"
   )
 }
 
+# print_header FILE: a script's leading comment block, as its --help text.
+print_header() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1" >&2
+}

@@ -4,6 +4,7 @@
 #   hack/tools.sh golangci-lint    # built from the Go module proxy
 #   hack/tools.sh controller-gen   # built from the Go module proxy
 #   hack/tools.sh promtool         # Debian's prometheus package; source build as fallback
+#                                  # (IDEAPOOL_PROMTOOL_FROM=go: always the source build)
 #
 # In a Makefile:  GOLANGCI_LINT := $(shell hack/tools.sh golangci-lint)
 # Only the path goes to stdout; progress and errors go to stderr.
@@ -17,6 +18,10 @@ CONTROLLER_GEN_VERSION=v0.22.0
 # promtool fallback: Prometheus v3.16.0 is published as Go module v0.316.0.
 # Only used when Debian's package (promtool 2.42) cannot be installed.
 PROMETHEUS_MODULE_VERSION=v0.316.0
+# Service-discovery plugins left out of that build: the pseudo-version of
+# github.com/hashicorp/nomad/api that Prometheus pins is not on the module
+# proxy. (Only `promtool check config` on a nomad_sd_configs file notices.)
+PROMTOOL_SKIP_SD="nomad"
 
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=hack/lib.sh
@@ -26,8 +31,8 @@ TOOLS_DIR="$IDEAPOOL_CACHE/tools"
 BUILD_ROOT="$IDEAPOOL_CACHE/build"
 
 usage() {
-  sed -n '2,10s/^# \{0,1\}//p' "$0" >&2
-  exit 2
+  print_header "$0"
+  exit "${1:-2}"
 }
 
 # go_tool NAME VERSION PKG STAMP [go build flags...]: `go install PKG@VERSION`
@@ -49,7 +54,7 @@ go_tool_build() {
   stamp_ok "$dir" "$stamp" "$name" && return 0 # built by whoever held the lock
   log "building $name $version from $pkg (log: $logfile)"
   rm -f "$dir/VERSION"
-  : >"$logfile"
+  new_log "$logfile"
   go_install_pinned "$dir" "$logfile" "$pkg@$version" "$@"
   write_stamp "$dir" "$stamp"
 }
@@ -86,8 +91,7 @@ maybe_sudo() {
 # would sit on :9090 and collide with anything the tests run there).
 apt_install_prometheus() {
   local policy=/usr/sbin/policy-rc.d ours=0 rc=0 logfile="$BUILD_ROOT/apt-prometheus.log"
-  mkdir -p "$BUILD_ROOT"
-  : >"$logfile"
+  new_log "$logfile"
   # policy-rc.d exiting 101 tells invoke-rc.d/deb-systemd-invoke "don't start
   # services"; only add one (and later remove it) if none is there already.
   if [[ ! -e $policy ]]; then
@@ -128,19 +132,36 @@ stop_started_prometheus() {
 # no replace directives, so plain `go install` works; version info is stamped
 # the way Prometheus' own build (promu) does.
 build_promtool() {
-  local minor patch rest prom_version
-  rest=${PROMETHEUS_MODULE_VERSION#v0.}      # 316.0
+  local minor patch rest prom_version src tags=remove_all_sd f tag sd
+  rest=${PROMETHEUS_MODULE_VERSION#v0.}         # 316.0
   minor=$((${rest%%.*} - 300)) patch=${rest#*.} # 16, 0
   prom_version="3.$minor.$patch"
+  # Prometheus selects its SD plugins with build tags (plugins/plugin_*.go:
+  # remove_all_sd drops them all, enable_<name>_sd adds one back). Enable
+  # every plugin this release has except the ones in PROMTOOL_SKIP_SD.
+  src=$(go_mod_file "github.com/prometheus/prometheus@$PROMETHEUS_MODULE_VERSION" Dir)
+  [[ -d $src/plugins ]] || die "cannot download github.com/prometheus/prometheus@$PROMETHEUS_MODULE_VERSION"
+  for f in "$src"/plugins/plugin_*.go; do
+    tag=$(grep -oE 'enable_[a-z0-9]+_sd' "$f" | head -n1) || continue
+    sd=${tag#enable_} sd=${sd%_sd}
+    if [[ " $PROMTOOL_SKIP_SD " != *" $sd "* ]]; then tags+=",$tag"; fi
+  done
   local v=github.com/prometheus/common/version
   go_tool promtool "$PROMETHEUS_MODULE_VERSION" \
     github.com/prometheus/prometheus/cmd/promtool \
-    "promtool $prom_version" \
+    "promtool $prom_version skip-sd=$PROMTOOL_SKIP_SD" \
+    -tags "$tags" \
     -ldflags "-s -w -X $v.Version=$prom_version -X $v.Branch=HEAD -X $v.Revision=module-$PROMETHEUS_MODULE_VERSION"
 }
 
 promtool() {
   local cached="$TOOLS_DIR/promtool/$PROMETHEUS_MODULE_VERSION"
+  # IDEAPOOL_PROMTOOL_FROM=go skips Debian's (older, 2.42) promtool, e.g. for
+  # rule files that need Prometheus 3 syntax.
+  if [[ ${IDEAPOOL_PROMTOOL_FROM:-apt} == go ]]; then
+    build_promtool
+    return 0
+  fi
   # Prefer the distro binary; a previous fallback build is next best.
   if [[ -x /usr/bin/promtool ]]; then
     printf '%s\n' /usr/bin/promtool
@@ -166,7 +187,7 @@ main() {
     controller-gen) controller_gen ;;
     promtool) promtool ;;
     setup-envtest) die "setup-envtest downloads release binaries, which this machine cannot; use: hack/envtest-assets.sh" ;;
-    -h | --help) usage ;;
+    -h | --help) usage 0 ;;
     *) log "unknown tool: $1"; usage ;;
   esac
 }

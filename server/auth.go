@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -10,6 +11,8 @@ import (
 )
 
 const claimsKey = "access_claims"
+
+var errSessionRevoked = errors.New("session revoked")
 
 // accessToken reads the token from X-Access-Token (the seed's header) or
 // Authorization: Bearer.
@@ -32,6 +35,9 @@ func (s *Server) requireAccess(c *gin.Context) {
 		return
 	}
 	claims, err := s.tokens.VerifyAccess(tok)
+	if err == nil && s.accounts.SessionRevoked(claims.SessionID) {
+		err = errSessionRevoked
+	}
 	if err != nil {
 		writeError(c, s.log, apperr.New(apperr.Unauthorized, "invalid or expired access token: refresh it or log in again"))
 		return

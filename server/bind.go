@@ -151,3 +151,28 @@ func (b body) integer(name string, p problems) *int {
 	}
 	return &n
 }
+
+// rawObject returns a JSON object field as raw JSON (in a form body, a
+// string holding the object); nil when absent.
+func (b body) rawObject(name string, p problems) json.RawMessage {
+	var raw json.RawMessage
+	if b.form != nil {
+		vs, ok := b.form[name]
+		if !ok {
+			return nil
+		}
+		raw = json.RawMessage(vs[0])
+	} else {
+		v, ok := b.json[name]
+		if !ok || string(v) == "null" {
+			return nil
+		}
+		raw = v
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		p[name] = "must be a JSON object (a public JWK)"
+		return nil
+	}
+	return raw
+}

@@ -56,7 +56,7 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 		status = http.StatusInternalServerError
 	}
 	if status >= 500 {
-		log.ErrorContext(c.Request.Context(), "request failed", "request_id", requestID(c), "route", c.FullPath(), "error", err)
+		logFailure(c, log, err)
 	}
 	if e.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())))
@@ -66,3 +66,10 @@ func writeError(c *gin.Context, log *slog.Logger, err error) {
 	}
 	c.AbortWithStatusJSON(status, errorBody{Error: string(e.Code), Message: e.Message, Fields: e.Fields})
 }
+
+// logFailure logs what a client is not shown.
+func logFailure(c *gin.Context, log *slog.Logger, err error) {
+	log.ErrorContext(c.Request.Context(), "request failed", "request_id", requestID(c), "route", c.FullPath(), "error", err)
+}
+
+func (s *Server) logFailure(c *gin.Context, err error) { logFailure(c, s.log, err) }

@@ -88,7 +88,7 @@ func newTestServer(t testing.TB) *testServer {
 	}
 	reg := prometheus.NewRegistry()
 	acct, err := accounts.New(accounts.Config{Store: db, Signer: tokens, Hasher: hasher,
-		Lifetimes: accounts.Lifetimes{Access: 10 * time.Minute, Refresh: 720 * time.Hour},
+		Lifetimes: accounts.Lifetimes{Access: 10 * time.Minute, Refresh: 720 * time.Hour, ID: time.Hour, ReuseGrace: 5 * time.Second},
 		Now:       clk.Now, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)

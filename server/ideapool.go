@@ -16,10 +16,11 @@ import (
 
 // mountIdeaPool mounts the Idea Pool API (seed 003).
 func (s *Server) mountIdeaPool(e *gin.Engine) {
-	e.POST("/users", s.signup)
-	e.POST("/access-tokens", s.login)
-	e.POST("/access-tokens/refresh", s.refresh)
-	auth := e.Group("", s.requireAccess)
+	g := e.Group("", dialect("ideapool"))
+	g.POST("/users", s.signup)
+	g.POST("/access-tokens", s.login)
+	g.POST("/access-tokens/refresh", s.refresh)
+	auth := g.Group("", s.requireAccess)
 	auth.DELETE("/access-tokens", s.logout)
 	auth.GET("/me", s.me)
 	auth.POST("/ideas", s.createIdea)
@@ -93,7 +94,7 @@ func (s *Server) refresh(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	g, err := s.accounts.Refresh(c.Request.Context(), rt)
+	g, err := s.accounts.Refresh(c.Request.Context(), rt, accounts.KeepRefreshToken)
 	if err != nil {
 		writeError(c, s.log, err)
 		return

@@ -35,13 +35,15 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	return m, nil
 }
 
-// AccountMetrics counts what the account core reports:
+// AccountMetrics counts what the account core reports, by dialect:
 //
-//	ideapool_tokens_issued_total{kind}
-//	ideapool_login_failures_total{reason}
+//	ideapool_tokens_issued_total{dialect,kind}
+//	ideapool_login_failures_total{dialect,reason}
+//	ideapool_refresh_token_reuse_total{dialect}
 type AccountMetrics struct {
 	issued   *prometheus.CounterVec
 	failures *prometheus.CounterVec
+	reuse    *prometheus.CounterVec
 }
 
 // NewAccountMetrics registers the account metrics on reg.
@@ -49,14 +51,18 @@ func NewAccountMetrics(reg prometheus.Registerer) (*AccountMetrics, error) {
 	m := &AccountMetrics{
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ideapool_tokens_issued_total",
-			Help: "Tokens issued, by kind (access, refresh, id).",
-		}, []string{"kind"}),
+			Help: "Tokens issued, by dialect and kind (access, refresh, id).",
+		}, []string{"dialect", "kind"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ideapool_login_failures_total",
-			Help: "Failed logins, by reason (unknown_account, bad_password, disabled, throttled).",
-		}, []string{"reason"}),
+			Help: "Failed logins, by dialect and reason (unknown_account, bad_password, disabled, throttled).",
+		}, []string{"dialect", "reason"}),
+		reuse: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_refresh_token_reuse_total",
+			Help: "Rotated-out refresh tokens presented again; each revoked its session.",
+		}, []string{"dialect"}),
 	}
-	for _, c := range []prometheus.Collector{m.issued, m.failures} {
+	for _, c := range []prometheus.Collector{m.issued, m.failures, m.reuse} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register account metrics: %w", err)
 		}
@@ -65,10 +71,17 @@ func NewAccountMetrics(reg prometheus.Registerer) (*AccountMetrics, error) {
 }
 
 // TokenIssued counts one token of kind.
-func (m *AccountMetrics) TokenIssued(kind string) { m.issued.WithLabelValues(kind).Inc() }
+func (m *AccountMetrics) TokenIssued(dialect, kind string) {
+	m.issued.WithLabelValues(dialect, kind).Inc()
+}
 
 // LoginFailed counts one failed login.
-func (m *AccountMetrics) LoginFailed(reason string) { m.failures.WithLabelValues(reason).Inc() }
+func (m *AccountMetrics) LoginFailed(dialect, reason string) {
+	m.failures.WithLabelValues(dialect, reason).Inc()
+}
+
+// RefreshReuse counts one detected refresh token reuse.
+func (m *AccountMetrics) RefreshReuse(dialect string) { m.reuse.WithLabelValues(dialect).Inc() }
 
 // keyCollector exports the active signing key as an info metric:
 //

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/randid"
 )
 
@@ -39,6 +40,16 @@ func securityHeaders(c *gin.Context) {
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'self'")
 	h.Set("Cache-Control", "no-store")
 	c.Next()
+}
+
+// dialect tags the request context with the API dialect, for the core's
+// metrics and logs.
+func dialect(name string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := accounts.WithDialect(c.Request.Context(), name)
+		c.Request = c.Request.WithContext(accounts.WithClientAddr(ctx, c.ClientIP()))
+		c.Next()
+	}
 }
 
 // withTimeout bounds the work of one request, database waits included.

@@ -47,6 +47,9 @@ type Config struct {
 	Rand     io.Reader
 	// RequestTimeout bounds each request's work (default 10s).
 	RequestTimeout time.Duration
+	// TrustedProxies are the addresses (CIDRs) whose X-Forwarded-For is
+	// believed for the client address; none by default.
+	TrustedProxies []string
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS and discovery
 	// document; it must be shorter than the keys' publish-ahead time.
 	JWKSMaxAge time.Duration
@@ -63,6 +66,7 @@ type Server struct {
 	rand           io.Reader
 	requestTimeout time.Duration
 	jwksMaxAge     time.Duration
+	trustedProxies []string
 	metrics        *httpMetrics
 	engine         *gin.Engine
 }
@@ -90,7 +94,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{accounts: cfg.Accounts, ideas: cfg.Ideas, tokens: cfg.Tokens, db: cfg.Database,
 		log: cfg.Log, now: cfg.Now, rand: cfg.Rand, requestTimeout: cfg.RequestTimeout,
-		jwksMaxAge: cfg.JWKSMaxAge, metrics: m}
+		jwksMaxAge: cfg.JWKSMaxAge, trustedProxies: cfg.TrustedProxies, metrics: m}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -102,6 +106,12 @@ func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// Trust no proxy headers unless told to: otherwise X-Forwarded-For
+	// would let any client pick the address the login throttle counts.
+	if err := e.SetTrustedProxies(s.trustedProxies); err != nil {
+		s.log.Error("invalid trusted proxies; trusting none", "error", err)
+		_ = e.SetTrustedProxies(nil)
+	}
 	e.ContextWithFallback = true
 	e.Use(s.withRequestID, s.observe, s.recoverPanic, securityHeaders, s.withTimeout)
 	e.NoRoute(func(c *gin.Context) {
@@ -118,5 +128,9 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/.well-known/openid-configuration", s.discovery)
 
 	s.mountIdeaPool(e)
+	s.mountClients(e)
+	// s.mountJSONRPC(e) TEMP
+	s.mountV1Auth(e)
+	s.mountUserAuth(e)
 	return e
 }

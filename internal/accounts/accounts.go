@@ -6,7 +6,6 @@ package accounts
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -30,27 +29,38 @@ type Store interface {
 	UserByLogin(ctx context.Context, login string) (store.User, error)
 	CreateSession(ctx context.Context, s store.Session, t store.RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash []byte) (store.RefreshToken, store.Session, error)
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, at time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+	RevokedSessions(ctx context.Context, since time.Time) ([]store.RevokedSession, error)
+	CreateAPIClient(ctx context.Context, c store.APIClient) error
+	APIClientByID(ctx context.Context, id string) (store.APIClient, error)
+	ListAPIClients(ctx context.Context, userID string) ([]store.APIClient, error)
+	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error
+	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
 	RecordLoginFailure(ctx context.Context, key string, at time.Time) error
 	LoginFailures(ctx context.Context, key string, since time.Time) (int, time.Time, error)
 	ClearLoginFailures(ctx context.Context, key string) error
 }
 
-// Signer issues access tokens.
+// Signer issues access and ID tokens.
 type Signer interface {
 	SignAccess(c token.AccessClaims, ttl time.Duration) (string, token.AccessClaims, error)
+	SignID(c token.IDClaims, audience string, ttl time.Duration) (string, error)
 }
 
-// Observer is told about security-relevant events, for metrics.
+// Observer is told about security-relevant events, for metrics, with the
+// dialect that served the request.
 type Observer interface {
-	TokenIssued(kind string)
-	LoginFailed(reason string)
+	TokenIssued(dialect, kind string)
+	LoginFailed(dialect, reason string)
+	RefreshReuse(dialect string)
 }
 
 // Token kinds and failure reasons reported to the Observer.
 const (
 	KindAccess  = "access"
 	KindRefresh = "refresh"
+	KindID      = "id"
 
 	ReasonUnknownAccount = "unknown_account"
 	ReasonBadPassword    = "bad_password"
@@ -68,9 +78,10 @@ type Lifetimes struct {
 	ReuseGrace time.Duration
 }
 
-// Throttle bounds failed logins per account.
+// Throttle bounds failed logins, per account and per client address.
 type Throttle struct {
-	MaxFailures int           // failures allowed within Window; the next attempt is refused
+	MaxFailures int           // per account within Window; the next attempt is refused
+	MaxPerAddr  int           // per client address within Window (0: 100)
 	Window      time.Duration // sliding window
 }
 
@@ -80,24 +91,29 @@ type Config struct {
 	Signer    Signer
 	Hasher    *password.Hasher
 	Lifetimes Lifetimes
-	Throttle  Throttle
-	Observer  Observer
-	Now       func() time.Time
-	Rand      io.Reader
-	Log       *slog.Logger
+	// IDAudience is the aud of ID tokens (default "ideapool").
+	IDAudience string
+	Throttle   Throttle
+	Observer   Observer
+	Now        func() time.Time
+	Rand       io.Reader
+	Log        *slog.Logger
 }
 
 // Service is the account and session core.
 type Service struct {
-	store     Store
-	signer    Signer
-	hasher    *password.Hasher
-	throttle  Throttle
-	obs       Observer
-	now       func() time.Time
-	rand      io.Reader
-	log       *slog.Logger
-	lifetimes atomic.Pointer[Lifetimes]
+	store      Store
+	signer     Signer
+	hasher     *password.Hasher
+	throttle   Throttle
+	idAudience string
+	obs        Observer
+	now        func() time.Time
+	rand       io.Reader
+	log        *slog.Logger
+	lifetimes  atomic.Pointer[Lifetimes]
+	revStore   RevocationStore
+	revoked    revocations
 }
 
 // New validates cfg and returns a Service.
@@ -113,7 +129,16 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("accounts: Now and Rand are required")
 	}
 	if cfg.Throttle.MaxFailures == 0 {
-		cfg.Throttle = Throttle{MaxFailures: 10, Window: 15 * time.Minute}
+		cfg.Throttle.MaxFailures = 10
+	}
+	if cfg.Throttle.MaxPerAddr == 0 {
+		cfg.Throttle.MaxPerAddr = 100
+	}
+	if cfg.Throttle.Window == 0 {
+		cfg.Throttle.Window = 15 * time.Minute
+	}
+	if cfg.IDAudience == "" {
+		cfg.IDAudience = "ideapool"
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
@@ -122,7 +147,8 @@ func New(cfg Config) (*Service, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: cfg.Store, signer: cfg.Signer, hasher: cfg.Hasher, throttle: cfg.Throttle,
-		obs: cfg.Observer, now: cfg.Now, rand: cfg.Rand, log: cfg.Log}
+		idAudience: cfg.IDAudience, obs: cfg.Observer, revStore: cfg.Store,
+		revoked: revocations{sids: map[string]time.Time{}}, now: cfg.Now, rand: cfg.Rand, log: cfg.Log}
 	if err := s.SetLifetimes(cfg.Lifetimes); err != nil {
 		return nil, err
 	}
@@ -149,6 +175,7 @@ func (s *Service) Lifetimes() Lifetimes { return *s.lifetimes.Load() }
 type Grant struct {
 	User             store.User
 	SessionID        string
+	ClientID         string // set when an API client authenticated for the user
 	AuthTime         time.Time
 	AccessToken      string
 	AccessExpiresAt  time.Time
@@ -188,8 +215,21 @@ func (r SignupRequest) Problems() map[string]string {
 
 // Signup creates an account and its first session.
 func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
+	u, err := s.Register(ctx, r, store.RoleMember)
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.startSession(ctx, u, "")
+}
+
+// Register creates an account with a role and no session (signup, and the
+// operators' command line).
+func (s *Service) Register(ctx context.Context, r SignupRequest, role store.Role) (store.User, error) {
 	if bad := r.Problems(); len(bad) > 0 {
-		return Grant{}, apperr.InvalidFields(bad)
+		return store.User{}, apperr.InvalidFields(bad)
+	}
+	if role != store.RoleMember && role != store.RoleAdmin {
+		return store.User{}, apperr.InvalidFields(map[string]string{"role": "must be 1 (member) or 2 (admin)"})
 	}
 	email := NormalizeEmail(r.Email)
 	username := strings.ToLower(strings.TrimSpace(r.Username))
@@ -198,160 +238,99 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
 	}
 	hash, err := s.hasher.Hash(ctx, r.Password)
 	if err != nil {
-		return Grant{}, busy(err)
+		return store.User{}, busy(err)
 	}
 	id, err := randid.New(s.rand, 16)
 	if err != nil {
-		return Grant{}, err
+		return store.User{}, err
 	}
 	u := store.User{ID: id, Email: email, Username: username, Name: strings.TrimSpace(r.Name),
-		PasswordHash: hash, Role: store.RoleMember, CreatedAt: s.now().UTC()}
+		PasswordHash: hash, Role: role, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		var c *store.ConflictError
 		if errors.As(err, &c) {
-			return Grant{}, apperr.Newf(apperr.Conflict, "%s is already taken", c.Field)
+			return store.User{}, apperr.Newf(apperr.Conflict, "%s is already taken", c.Field)
 		}
-		return Grant{}, fmt.Errorf("signup: %w", err)
+		return store.User{}, fmt.Errorf("register user: %w", err)
 	}
-	return s.startSession(ctx, u)
+	return u, nil
 }
 
 // Login checks a password for a username or email and starts a session.
 // A wrong password, an unknown account and a disabled one look the same.
+// Failures count against the account and against the client's address;
+// past either limit, attempts are refused until the window passes.
 func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 	login = NormalizeEmail(login)
 	if login == "" || pw == "" {
 		return Grant{}, apperr.InvalidFields(missing(map[string]string{"login": login, "password": pw}))
 	}
-	key := "account:" + login
+	keys := []string{"account:" + login}
+	limits := []int{s.throttle.MaxFailures}
+	if addr := clientAddrOf(ctx); addr != "" {
+		keys, limits = append(keys, "addr:"+addr), append(limits, s.throttle.MaxPerAddr)
+	}
 	now := s.now()
-	if err := s.checkThrottle(ctx, key, now); err != nil {
-		return Grant{}, err
+	for i, key := range keys {
+		if err := s.checkThrottle(ctx, key, limits[i], now); err != nil {
+			return Grant{}, err
+		}
 	}
 	u, err := s.store.UserByLogin(ctx, login)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.hasher.VerifyDummy(ctx, pw)
-		return Grant{}, s.fail(ctx, key, ReasonUnknownAccount, now)
+		return Grant{}, s.fail(ctx, keys, ReasonUnknownAccount, now)
 	case err != nil:
 		return Grant{}, fmt.Errorf("login: %w", err)
 	}
 	if err := s.hasher.Verify(ctx, u.PasswordHash, pw); err != nil {
 		if errors.Is(err, password.ErrMismatch) {
-			return Grant{}, s.fail(ctx, key, ReasonBadPassword, now)
+			return Grant{}, s.fail(ctx, keys, ReasonBadPassword, now)
 		}
 		return Grant{}, busy(err)
 	}
 	if u.DisabledAt != nil {
-		return Grant{}, s.fail(ctx, key, ReasonDisabled, now)
+		return Grant{}, s.fail(ctx, keys, ReasonDisabled, now)
 	}
-	if err := s.store.ClearLoginFailures(ctx, key); err != nil {
+	// Only the account's count is cleared: a success with one account must
+	// not reset an address that is guessing others.
+	if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
 		return Grant{}, fmt.Errorf("login: %w", err)
 	}
-	return s.startSession(ctx, u)
+	return s.startSession(ctx, u, "")
 }
 
 // ErrBadCredentials is the message for every failed login.
 const badCredentials = "invalid email or password"
 
-func (s *Service) fail(ctx context.Context, key, reason string, now time.Time) error {
-	s.obs.LoginFailed(reason)
-	if err := s.store.RecordLoginFailure(ctx, key, now.UTC()); err != nil {
-		return fmt.Errorf("record login failure: %w", err)
+func (s *Service) fail(ctx context.Context, keys []string, reason string, now time.Time) error {
+	s.obs.LoginFailed(DialectOf(ctx), reason)
+	for _, key := range keys {
+		if err := s.store.RecordLoginFailure(ctx, key, now.UTC()); err != nil {
+			return fmt.Errorf("record login failure: %w", err)
+		}
 	}
 	return apperr.New(apperr.Unauthorized, badCredentials)
 }
 
-func (s *Service) checkThrottle(ctx context.Context, key string, now time.Time) error {
+func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now time.Time) error {
 	n, oldest, err := s.store.LoginFailures(ctx, key, now.Add(-s.throttle.Window).UTC())
 	if err != nil {
 		return fmt.Errorf("check login throttle: %w", err)
 	}
-	if n < s.throttle.MaxFailures {
+	if n < limit {
 		return nil
 	}
-	s.obs.LoginFailed(ReasonThrottled)
+	s.obs.LoginFailed(DialectOf(ctx), ReasonThrottled)
 	wait := oldest.Add(s.throttle.Window).Sub(now)
-	e := apperr.New(apperr.TooManyRequests, "too many failed logins for this account; try again later")
+	what := "this account"
+	if strings.HasPrefix(key, "addr:") {
+		what = "this address"
+	}
+	e := apperr.New(apperr.TooManyRequests, "too many failed logins for "+what+"; try again later")
 	e.RetryAfter = time.Duration(math.Ceil(max(wait, time.Second).Seconds())) * time.Second
 	return e
-}
-
-func (s *Service) startSession(ctx context.Context, u store.User) (Grant, error) {
-	now := s.now().UTC().Truncate(time.Microsecond)
-	lt := s.Lifetimes()
-	sid, err := randid.New(s.rand, 20)
-	if err != nil {
-		return Grant{}, err
-	}
-	refresh, err := randid.Secret(s.rand, 256)
-	if err != nil {
-		return Grant{}, err
-	}
-	sess := store.Session{ID: sid, UserID: u.ID, AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(lt.Refresh)}
-	if err := s.store.CreateSession(ctx, sess, store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now}); err != nil {
-		return Grant{}, fmt.Errorf("start session: %w", err)
-	}
-	g := Grant{User: u, SessionID: sid, AuthTime: now, RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}
-	if err := s.issueAccess(&g); err != nil {
-		return Grant{}, err
-	}
-	s.obs.TokenIssued(KindRefresh)
-	return g, nil
-}
-
-func (s *Service) issueAccess(g *Grant) error {
-	tok, c, err := s.signer.SignAccess(token.AccessClaims{Subject: g.User.ID, SessionID: g.SessionID,
-		Email: g.User.Email, Name: g.User.Name}, s.Lifetimes().Access)
-	if err != nil {
-		return fmt.Errorf("sign access token: %w", err)
-	}
-	g.AccessToken, g.AccessExpiresAt = tok, c.ExpiresAt
-	s.obs.TokenIssued(KindAccess)
-	return nil
-}
-
-// Refresh returns a new access token for a live session. The refresh token
-// stays the same and the session's absolute expiry does not move.
-func (s *Service) Refresh(ctx context.Context, refresh string) (Grant, error) {
-	if refresh == "" {
-		return Grant{}, apperr.InvalidFields(map[string]string{"refresh_token": "is required"})
-	}
-	rt, sess, err := s.store.RefreshTokenByHash(ctx, HashRefreshToken(refresh))
-	if errors.Is(err, store.ErrNotFound) {
-		return Grant{}, invalidRefresh()
-	}
-	if err != nil {
-		return Grant{}, fmt.Errorf("refresh: %w", err)
-	}
-	now := s.now()
-	if sess.RevokedAt != nil || !now.Before(sess.ExpiresAt) {
-		return Grant{}, invalidRefresh()
-	}
-	if rt.RotatedAt != nil {
-		// A rotated-out token presented again: someone holds a copy.
-		s.log.WarnContext(ctx, "refresh token reuse detected; revoking session", "sid", sess.ID)
-		if err := s.store.RevokeSession(ctx, sess.ID, now.UTC()); err != nil {
-			return Grant{}, fmt.Errorf("revoke reused session: %w", err)
-		}
-		return Grant{}, invalidRefresh()
-	}
-	u, err := s.store.UserByID(ctx, sess.UserID)
-	if err != nil {
-		return Grant{}, fmt.Errorf("refresh: load user: %w", err)
-	}
-	if u.DisabledAt != nil {
-		return Grant{}, invalidRefresh()
-	}
-	g := Grant{User: u, SessionID: sess.ID, AuthTime: sess.AuthTime, RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}
-	if err := s.issueAccess(&g); err != nil {
-		return Grant{}, err
-	}
-	return g, nil
-}
-
-func invalidRefresh() error {
-	return apperr.New(apperr.Unauthorized, "refresh token is invalid, expired or revoked; log in again")
 }
 
 // Logout ends the session of refresh if it belongs to userID. Like RFC 7009
@@ -371,9 +350,11 @@ func (s *Service) Logout(ctx context.Context, userID, refresh string) error {
 	if sess.UserID != userID {
 		return nil
 	}
-	if err := s.store.RevokeSession(ctx, sess.ID, s.now().UTC()); err != nil {
+	now := s.now().UTC()
+	if err := s.store.RevokeSession(ctx, sess.ID, now); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
+	s.noteRevoked(sess.ID, now)
 	return nil
 }
 
@@ -387,13 +368,6 @@ func (s *Service) User(ctx context.Context, id string) (store.User, error) {
 		return store.User{}, fmt.Errorf("load user: %w", err)
 	}
 	return u, nil
-}
-
-// HashRefreshToken is the stored form of a refresh token. The token carries
-// 256 random bits, so a plain SHA-256 is enough: there is nothing to guess.
-func HashRefreshToken(t string) []byte {
-	h := sha256.Sum256([]byte(t))
-	return h[:]
 }
 
 // busy maps a hashing failure (usually a context ended while waiting for a
@@ -417,5 +391,6 @@ func missing(fields map[string]string) map[string]string {
 
 type nopObserver struct{}
 
-func (nopObserver) TokenIssued(string) {}
-func (nopObserver) LoginFailed(string) {}
+func (nopObserver) TokenIssued(string, string) {}
+func (nopObserver) LoginFailed(string, string) {}
+func (nopObserver) RefreshReuse(string)        {}

@@ -81,6 +81,9 @@ func checkPassword(pw string) string {
 	if !upper || !lower || !digit {
 		return rule
 	}
+	if password.IsCommon(pw) {
+		return "is one of the most common passwords, which attackers try first; choose another"
+	}
 	return ""
 }
 

@@ -1,0 +1,228 @@
+package accounts
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/store"
+)
+
+// AssertionReason says why a client assertion was refused.
+type AssertionReason string
+
+// The reasons, each mapped to its own code by the JSON-RPC dialect.
+const (
+	AssertionMalformed      AssertionReason = "malformed"         // not a compact JWS with a JSON claim set
+	AssertionClaimMissing   AssertionReason = "claim_missing"     // a mandatory claim is absent (Claim names it)
+	AssertionExpired        AssertionReason = "expired"           // exp has passed
+	AssertionUnknownClient  AssertionReason = "unknown_client"    // no such client, or revoked
+	AssertionBadSignature   AssertionReason = "bad_signature"     // signature, or an algorithm other than the client's
+	AssertionWrongIssuer    AssertionReason = "wrong_issuer"      // iss or sub is not the client id
+	AssertionWrongAudience  AssertionReason = "wrong_audience"    // aud does not name our issuer
+	AssertionTooLong        AssertionReason = "lifetime_too_long" // exp - iat over 5 minutes
+	AssertionIssuedInFuture AssertionReason = "issued_in_future"  // iat more than 60 s ahead
+	AssertionReplayed       AssertionReason = "replayed"          // jti already used
+)
+
+// AssertionError is a refused client assertion (RFC 7523).
+type AssertionError struct {
+	Reason AssertionReason
+	Claim  string // for AssertionClaimMissing
+	Detail string
+}
+
+func (e *AssertionError) Error() string {
+	if e.Claim != "" {
+		return fmt.Sprintf("client assertion refused: %s: %s", e.Reason, e.Claim)
+	}
+	return fmt.Sprintf("client assertion refused: %s: %s", e.Reason, e.Detail)
+}
+
+// Limits of client assertions.
+const (
+	MaxAssertionLifetime = 5 * time.Minute
+	MaxAssertionFuture   = 60 * time.Second
+	assertionLeeway      = 5 * time.Second
+	maxAssertionSize     = 8 << 10
+)
+
+func refuse(reason AssertionReason, detail string) error {
+	ae := &AssertionError{Reason: reason, Detail: detail}
+	if reason == AssertionClaimMissing {
+		ae.Claim = detail
+	}
+	return &apperr.Error{Code: apperr.Unauthorized, Message: ae.Error(), Err: ae}
+}
+
+// AuthenticateClient checks a JWT that an API client signed for itself
+// (RFC 7523 client authentication, with OpenID Connect's single-use jti) and
+// starts a session for the client's owner. audience is our issuer.
+func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, audience string) (Grant, error) {
+	if clientID == "" || assertion == "" || len(assertion) > maxAssertionSize {
+		return Grant{}, refuse(AssertionMalformed, "expected Authorization: Bearer <client_id> <client JWT>")
+	}
+	c, err := s.store.APIClientByID(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Grant{}, refuse(AssertionUnknownClient, "unknown client")
+	}
+	if err != nil {
+		return Grant{}, fmt.Errorf("authenticate client: %w", err)
+	}
+	if c.RevokedAt != nil {
+		return Grant{}, refuse(AssertionUnknownClient, "client revoked")
+	}
+	payload, err := verifyAssertion(c, assertion)
+	if err != nil {
+		return Grant{}, err
+	}
+	claims, err := assertionClaims(payload)
+	if err != nil {
+		return Grant{}, err
+	}
+	now := s.now()
+	if err := claims.check(clientID, audience, now); err != nil {
+		return Grant{}, err
+	}
+	switch err := s.store.UseClientAssertion(ctx, clientID, claims.jti, claims.exp.UTC(), now.UTC()); {
+	case errors.Is(err, store.ErrConflict):
+		return Grant{}, refuse(AssertionReplayed, "jti already used")
+	case err != nil:
+		return Grant{}, fmt.Errorf("record client assertion: %w", err)
+	}
+	u, err := s.store.UserByID(ctx, c.UserID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("authenticate client: load owner: %w", err)
+	}
+	if u.DisabledAt != nil {
+		return Grant{}, refuse(AssertionUnknownClient, "the client's owner is disabled")
+	}
+	return s.startSession(ctx, u, clientID)
+}
+
+// verifyAssertion checks the signature with the client's own key and its
+// one algorithm; key-carrying headers (jwk, jku, x5u, x5c) are refused.
+func verifyAssertion(c store.APIClient, assertion string) ([]byte, error) {
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 || parts[2] == "" {
+		return nil, refuse(AssertionMalformed, "not a compact JWS")
+	}
+	hdrJSON, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, refuse(AssertionMalformed, "header is not base64url")
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(hdrJSON, &hdr); err != nil {
+		return nil, refuse(AssertionMalformed, "header is not a JSON object")
+	}
+	for _, h := range []string{"jwk", "jku", "x5u", "x5c", "crit"} {
+		if _, ok := hdr[h]; ok {
+			return nil, refuse(AssertionBadSignature, "header member "+h+" is not accepted")
+		}
+	}
+	alg, key, err := clientVerifier(c)
+	if err != nil {
+		return nil, err
+	}
+	if got, _ := hdr["alg"].(string); got != alg.String() {
+		return nil, refuse(AssertionBadSignature, fmt.Sprintf("this client signs with %s", alg))
+	}
+	payload, err := jws.Verify([]byte(assertion), jws.WithCompact(), jws.WithKey(alg, key))
+	if err != nil {
+		return nil, refuse(AssertionBadSignature, "signature does not verify")
+	}
+	return payload, nil
+}
+
+func clientVerifier(c store.APIClient) (jwa.SignatureAlgorithm, any, error) {
+	if len(c.PublicJWK) == 0 {
+		return jwa.HS256(), c.Secret, nil
+	}
+	k, err := jwk.ParseKey(c.PublicJWK)
+	if err != nil {
+		return jwa.SignatureAlgorithm{}, nil, fmt.Errorf("stored key of client %s: %w", c.ID, err)
+	}
+	alg, err := clientAlgorithm(k)
+	if err != nil {
+		return jwa.SignatureAlgorithm{}, nil, fmt.Errorf("stored key of client %s: %w", c.ID, err)
+	}
+	return alg, k, nil
+}
+
+type clientClaims struct {
+	iss, sub, jti string
+	aud           []string
+	exp, iat      time.Time
+}
+
+// assertionClaims decodes the claim set; every mandatory claim must be
+// present with the right type.
+func assertionClaims(payload []byte) (clientClaims, error) {
+	var raw map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return clientClaims{}, refuse(AssertionMalformed, "claims are not a JSON object")
+	}
+	var c clientClaims
+	for _, name := range []string{"iss", "sub", "aud", "exp", "iat", "jti"} {
+		v, ok := raw[name]
+		if !ok || string(v) == "null" {
+			return clientClaims{}, refuse(AssertionClaimMissing, name)
+		}
+	}
+	str := func(name string, dst *string) error {
+		if json.Unmarshal(raw[name], dst) != nil || *dst == "" {
+			return refuse(AssertionMalformed, name+" must be a non-empty string")
+		}
+		return nil
+	}
+	num := func(name string, dst *time.Time) error {
+		var f float64
+		if json.Unmarshal(raw[name], &f) != nil || math.IsNaN(f) || f < 0 || f > 1e12 {
+			return refuse(AssertionMalformed, name+" must be a NumericDate")
+		}
+		*dst = time.Unix(int64(f), 0)
+		return nil
+	}
+	for _, err := range []error{str("iss", &c.iss), str("sub", &c.sub), str("jti", &c.jti), num("exp", &c.exp), num("iat", &c.iat)} {
+		if err != nil {
+			return clientClaims{}, err
+		}
+	}
+	var one string
+	if json.Unmarshal(raw["aud"], &one) == nil {
+		c.aud = []string{one}
+	} else if json.Unmarshal(raw["aud"], &c.aud) != nil {
+		return clientClaims{}, refuse(AssertionMalformed, "aud must be a string or an array of strings")
+	}
+	return c, nil
+}
+
+func (c clientClaims) check(clientID, audience string, now time.Time) error {
+	switch {
+	case !now.Before(c.exp.Add(assertionLeeway)):
+		return refuse(AssertionExpired, "exp has passed")
+	case c.iss != clientID || c.sub != clientID:
+		return refuse(AssertionWrongIssuer, "iss and sub must both be the client id")
+	case !slices.Contains(c.aud, audience):
+		return refuse(AssertionWrongAudience, "aud must be "+audience)
+	case c.iat.After(now.Add(MaxAssertionFuture)):
+		return refuse(AssertionIssuedInFuture, "iat is more than 60 s in the future")
+	case c.exp.Sub(c.iat) > MaxAssertionLifetime:
+		return refuse(AssertionTooLong, "exp - iat is over 5 minutes")
+	}
+	return nil
+}
