@@ -44,6 +44,7 @@ type testServer struct {
 	clock  *clock
 	tokens *token.Manager
 	reg    *prometheus.Registry
+	acct   *accounts.Service
 }
 
 const testIssuer = "http://ideapool.test"
@@ -68,9 +69,16 @@ func fixedKeyset(t testing.TB) keyset.Keyset {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
-	ctx := context.Background()
 	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
-	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), nil)
+	return newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), clk)
+}
+
+// newReplica is a server on the database at url with the fixed test key:
+// several replicas on one url share users, sessions and throttling.
+func newReplica(t testing.TB, url string, clk *clock) *testServer {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, url, nil)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -100,7 +108,7 @@ func newTestServer(t testing.TB) *testServer {
 	}
 	ts := httptest.NewServer(api)
 	t.Cleanup(ts.Close)
-	return &testServer{Server: ts, clock: clk, tokens: tokens, reg: reg}
+	return &testServer{Server: ts, clock: clk, tokens: tokens, reg: reg, acct: acct}
 }
 
 type response struct {
