@@ -41,6 +41,9 @@ type serveConfig struct {
 	idAudience       string
 	reuseGrace       time.Duration
 	jwksMaxAge       time.Duration
+	publishAhead     time.Duration
+	clockSkew        time.Duration
+	trustedProxies   string
 	keyAlgorithm     string
 	rotationInterval time.Duration
 	logLevel         string
@@ -59,8 +62,11 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.idAudience, "id-token-audience", "ideapool", "aud of ID tokens")
 	fs.DurationVar(&c.reuseGrace, "refresh-reuse-grace", 5*time.Second, "how long a rotated-out refresh token may be retried to get the same successor back (0 disables)")
 	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "Cache-Control max-age of the JWKS; keys are published at least this plus 1m clock skew before they sign")
+	fs.DurationVar(&c.publishAhead, "key-publish-ahead", time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
+	fs.DurationVar(&c.clockSkew, "clock-skew", time.Minute, "largest clock difference assumed between replicas and verifiers")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
 	fs.StringVar(&c.keyAlgorithm, "key-algorithm", "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
-	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least the 1h publish-ahead time)")
+	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
 }
@@ -96,9 +102,9 @@ func (c *serveConfig) policy() keyset.Policy {
 		Algorithm:        keyset.Algorithm(c.keyAlgorithm),
 		RSABits:          2048,
 		RotationInterval: c.rotationInterval,
-		PublishAhead:     time.Hour,
+		PublishAhead:     c.publishAhead,
 		JWKSMaxAge:       c.jwksMaxAge,
-		ClockSkew:        time.Minute,
+		ClockSkew:        c.clockSkew,
 		MaxTokenTTL:      max(c.accessTTL, c.idTTL),
 	}
 }
@@ -181,7 +187,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	api, err := server.New(server.Config{Accounts: acct, Ideas: ideas.New(db, time.Now, rand.Reader),
 		Tokens: tokens, Database: db, Registry: reg, Log: log, Now: time.Now, Rand: rand.Reader,
-		JWKSMaxAge: policy.JWKSMaxAge})
+		JWKSMaxAge: policy.JWKSMaxAge, TrustedProxies: splitList(cfg.trustedProxies)})
 	if err != nil {
 		return err
 	}
@@ -270,4 +276,15 @@ func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	defer db.Close()
 	_, err = fmt.Fprintln(stdout, "migrations applied")
 	return err
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
