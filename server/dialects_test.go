@@ -145,6 +145,11 @@ func TestRefreshRotationReuseAndGrace(t *testing.T) {
 	if status, again := refresh(first.RefreshToken); status != 200 || again != second {
 		t.Fatalf("retry within grace: %d, same successor %v", status, again == second)
 	}
+	// The Idea Pool endpoint cannot hand back a successor: within the grace
+	// it refuses the rotated-out token, without revoking the session.
+	if r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{"refresh_token": first.RefreshToken}); r.status != 401 {
+		t.Fatalf("rotated-out token at /access-tokens/refresh within the grace: %d, want 401", r.status)
+	}
 	// The rotated token at the Idea Pool endpoint works there too, in its shape.
 	if r := ts.do(t, "POST", "/access-tokens/refresh", map[string]any{"refresh_token": second}); r.status != 200 {
 		t.Fatalf("rotated token at /access-tokens/refresh: %d %s", r.status, r.body)

@@ -129,7 +129,7 @@ func (s *Server) routes() *gin.Engine {
 
 	s.mountIdeaPool(e)
 	s.mountClients(e)
-	// s.mountJSONRPC(e) TEMP
+	s.mountJSONRPC(e)
 	s.mountV1Auth(e)
 	s.mountUserAuth(e)
 	return e

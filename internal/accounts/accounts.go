@@ -66,6 +66,8 @@ const (
 	ReasonBadPassword    = "bad_password"
 	ReasonDisabled       = "disabled"
 	ReasonThrottled      = "throttled"
+	// ReasonClientAssertion is a refused API client assertion (JSON-RPC).
+	ReasonClientAssertion = "client_assertion"
 )
 
 // Lifetimes are the token lifetimes; they may change while running.

@@ -76,6 +76,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	}
 	c, err := s.store.APIClientByID(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
+		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
 		return Grant{}, refuse(AssertionUnknownClient, "unknown client")
 	}
 	if err != nil {
@@ -84,20 +85,15 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	if c.RevokedAt != nil {
 		return Grant{}, refuse(AssertionUnknownClient, "client revoked")
 	}
-	payload, err := verifyAssertion(c, assertion)
-	if err != nil {
-		return Grant{}, err
-	}
-	claims, err := assertionClaims(payload)
-	if err != nil {
-		return Grant{}, err
-	}
 	now := s.now()
-	if err := claims.check(clientID, audience, now); err != nil {
+	claims, err := checkAssertion(c, assertion, audience, now)
+	if err != nil {
+		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
 		return Grant{}, err
 	}
 	switch err := s.store.UseClientAssertion(ctx, clientID, claims.jti, claims.exp.UTC(), now.UTC()); {
 	case errors.Is(err, store.ErrConflict):
+		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
 		return Grant{}, refuse(AssertionReplayed, "jti already used")
 	case err != nil:
 		return Grant{}, fmt.Errorf("record client assertion: %w", err)
@@ -110,6 +106,19 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 		return Grant{}, refuse(AssertionUnknownClient, "the client's owner is disabled")
 	}
 	return s.startSession(ctx, u, clientID)
+}
+
+// checkAssertion verifies the signature and the claims of an assertion.
+func checkAssertion(c store.APIClient, assertion, audience string, now time.Time) (clientClaims, error) {
+	payload, err := verifyAssertion(c, assertion)
+	if err != nil {
+		return clientClaims{}, err
+	}
+	claims, err := assertionClaims(payload)
+	if err != nil {
+		return clientClaims{}, err
+	}
+	return claims, claims.check(c.ID, audience, now)
 }
 
 // verifyAssertion checks the signature with the client's own key and its

@@ -95,6 +95,10 @@ func (s *Service) IDToken(ctx context.Context, g Grant) (string, error) {
 // other reuse of a rotated-out token revokes the session, its newest refresh
 // token included.
 func (s *Service) Refresh(ctx context.Context, refresh string, rotate Rotation) (Grant, error) {
+	return s.refresh(ctx, refresh, rotate, true)
+}
+
+func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, mayRetry bool) (Grant, error) {
 	if refresh == "" {
 		return Grant{}, apperr.InvalidFields(map[string]string{"refresh_token": "is required"})
 	}
@@ -112,10 +116,17 @@ func (s *Service) Refresh(ctx context.Context, refresh string, rotate Rotation) 
 	case !now.Before(sess.ExpiresAt):
 		return Grant{}, refreshError(ErrRefreshExpired)
 	}
+	u, err := s.store.UserByID(ctx, sess.UserID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("refresh: load user: %w", err)
+	}
+	if u.DisabledAt != nil {
+		return Grant{}, refreshError(ErrRefreshInvalid)
+	}
 	next := refresh
 	switch {
 	case rt.RotatedAt != nil:
-		next, err = s.retry(ctx, rt, sess, refresh, now)
+		next, err = s.retry(ctx, rt, sess, refresh, rotate, now)
 		if err != nil {
 			return Grant{}, err
 		}
@@ -123,20 +134,14 @@ func (s *Service) Refresh(ctx context.Context, refresh string, rotate Rotation) 
 		next = successor(sess.Secret, refresh, s.rand)
 		err := s.store.RotateRefreshToken(ctx, rt.Hash, store.RefreshToken{Hash: HashRefreshToken(next),
 			SessionID: sess.ID, CreatedAt: now.UTC()}, now.UTC())
-		if errors.Is(err, store.ErrConflict) {
-			// Rotated by a concurrent request a moment ago: the grace rule decides.
-			return s.Refresh(ctx, refresh, rotate)
+		if errors.Is(err, store.ErrConflict) && mayRetry {
+			// Rotated by a concurrent request a moment ago: read it again
+			// and let the grace rule decide, once.
+			return s.refresh(ctx, refresh, rotate, false)
 		}
 		if err != nil {
 			return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
 		}
-	}
-	u, err := s.store.UserByID(ctx, sess.UserID)
-	if err != nil {
-		return Grant{}, fmt.Errorf("refresh: load user: %w", err)
-	}
-	if u.DisabledAt != nil {
-		return Grant{}, refreshError(ErrRefreshInvalid)
 	}
 	g := Grant{User: u, SessionID: sess.ID, ClientID: sess.ClientID, AuthTime: sess.AuthTime,
 		RefreshToken: next, RefreshExpiresAt: sess.ExpiresAt}
@@ -150,8 +155,9 @@ func (s *Service) Refresh(ctx context.Context, refresh string, rotate Rotation) 
 }
 
 // retry handles a rotated-out token: within the grace, the immediately
-// previous token gets its successor again; anything else is reuse.
-func (s *Service) retry(ctx context.Context, rt store.RefreshToken, sess store.Session, refresh string, now time.Time) (string, error) {
+// previous token gets its successor again (only where the answer can carry
+// it; elsewhere it is refused without harm); anything else is reuse.
+func (s *Service) retry(ctx context.Context, rt store.RefreshToken, sess store.Session, refresh string, rotate Rotation, now time.Time) (string, error) {
 	grace := s.Lifetimes().ReuseGrace
 	if grace > 0 && len(sess.Secret) > 0 && now.Sub(*rt.RotatedAt) <= grace {
 		next := successor(sess.Secret, refresh, nil)
@@ -161,6 +167,11 @@ func (s *Service) retry(ctx context.Context, rt store.RefreshToken, sess store.S
 				return "", fmt.Errorf("refresh: load successor: %w", err)
 			}
 			if err == nil && succ.RotatedAt == nil {
+				if rotate != RotateRefreshToken {
+					// The answer has no room for the successor: a 200
+					// here would leave the client holding a dead token.
+					return "", refreshError(ErrRefreshInvalid)
+				}
 				return next, nil
 			}
 		}
