@@ -31,8 +31,8 @@ fmt: ## Format the code.
 ##@ Testing
 
 .PHONY: test
-test: ## Run every test, with a throwaway PostgreSQL (installed if missing).
-	IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
+test: ## Run every test: a throwaway PostgreSQL and a real kube-apiserver (envtest), installed if missing.
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: lint
 lint: ## Run go vet and golangci-lint (pinned, built into ~/.cache/ideapool).

@@ -21,7 +21,6 @@ import (
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/keyset"
-	"github.com/ideapool/ideapool/internal/keysource"
 	"github.com/ideapool/ideapool/internal/password"
 	"github.com/ideapool/ideapool/internal/store"
 	"github.com/ideapool/ideapool/internal/token"
@@ -34,6 +33,7 @@ type serveConfig struct {
 	metricsListen    string
 	database         string
 	keys             string
+	config           string
 	issuer           string
 	accessTTL        time.Duration
 	refreshTTL       time.Duration
@@ -54,7 +54,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, "listen", ":8080", "address of the HTTP API")
 	fs.StringVar(&c.metricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint, kept off the API port")
 	fs.StringVar(&c.database, "database", "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
-	fs.StringVar(&c.keys, "keys", "file:data/keyset.json", "where the signing keyset lives: file:PATH (created with mode 0600 if missing, rotated and reloaded when it changes)")
+	fs.StringVar(&c.keys, "keys", "file:data/keyset.json", "where the signing keyset lives: file:PATH (created with mode 0600 if missing, rotated and reloaded when it changes), or kubernetes:NAMESPACE/SECRET (written and rotated by the operator, watched)")
+	fs.StringVar(&c.config, "config", "", "where token lifetimes may change while running: kubernetes:NAMESPACE/CONFIGMAP or file:PATH (a JSON object with the same keys), watched; empty means the flags only")
 	fs.StringVar(&c.issuer, "issuer", "http://localhost:8080", "iss of every token and base URL of the discovery document and JWKS")
 	fs.DurationVar(&c.accessTTL, "access-token-ttl", 10*time.Minute, "access token lifetime")
 	fs.DurationVar(&c.refreshTTL, "refresh-token-ttl", 720*time.Hour, "refresh token lifetime, absolute from login: refreshing does not extend it")
@@ -146,14 +147,11 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	kind, path, err := keysource.Parse(cfg.keys)
+	var kube kubeConnection
+	keys, err := openKeySource(&cfg, policy, &kube, log)
 	if err != nil {
-		return fmt.Errorf("--keys: %w", err)
+		return err
 	}
-	if kind != "file" {
-		return fmt.Errorf("--keys %q: only file:PATH is supported by this build", cfg.keys)
-	}
-	keys := keysource.NewFile(path, policy, keyset.NewGenerator(rand.Reader), time.Now, log)
 	ks, err := keys.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
@@ -185,6 +183,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := acct.SyncRevocations(ctx); err != nil {
 		return err
 	}
+	runSettings, err := openSettings(ctx, &cfg, &kube, acct, log)
+	if err != nil {
+		return err
+	}
 	api, err := server.New(server.Config{Accounts: acct, Ideas: ideas.New(db, time.Now, rand.Reader),
 		Tokens: tokens, Database: db, Registry: reg, Log: log, Now: time.Now, Rand: rand.Reader,
 		JWKSMaxAge: policy.JWKSMaxAge, TrustedProxies: splitList(cfg.trustedProxies)})
@@ -214,6 +216,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
 	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
 	g.Go(func() error { acct.RunRevocationSync(gctx, time.Second); return nil })
+	if runSettings != nil {
+		g.Go(func() error { return runSettings(gctx) })
+	}
 	g.Go(func() error {
 		err := keys.Run(gctx, func(ks keyset.Keyset) {
 			if err := tokens.SetKeyset(ks); err != nil {

@@ -1,10 +1,10 @@
 // Package keysource keeps ideapool's keyset where it lives and advances it
-// on schedule: a file for the standalone server (File). A Kubernetes Secret
-// source is planned; Parse recognises its spec already.
+// on schedule: a file for the standalone server (File), which it rotates
+// itself, or a Kubernetes Secret that the operator rotates (Kubernetes),
+// which it only reads.
 package keysource
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 )
@@ -15,12 +15,8 @@ const (
 	KindKubernetes = "kubernetes"
 )
 
-// ErrUnsupported means the spec names a source this build cannot use.
-var ErrUnsupported = errors.New("key source not supported in this build")
-
-// Parse splits a key source spec: "file:PATH" or "kubernetes:NAMESPACE/NAME".
-// A Kubernetes spec is recognised but returns an error wrapping
-// ErrUnsupported.
+// Parse splits a key source spec: "file:PATH" or "kubernetes:NAMESPACE/NAME"
+// (location is then "NAMESPACE/NAME"; see SplitName).
 func Parse(spec string) (kind, location string, err error) {
 	kind, location, ok := strings.Cut(spec, ":")
 	if !ok {
@@ -37,7 +33,13 @@ func Parse(spec string) (kind, location string, err error) {
 		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 			return "", "", fmt.Errorf("key source %q: want kubernetes:NAMESPACE/NAME", spec)
 		}
-		return kind, location, fmt.Errorf("key source %q: %w (use file:PATH)", spec, ErrUnsupported)
+		return kind, location, nil
 	}
 	return "", "", fmt.Errorf("key source %q: unknown kind %q, want file or kubernetes", spec, kind)
+}
+
+// SplitName splits the location of a Kubernetes spec, "NAMESPACE/NAME".
+func SplitName(location string) (namespace, name string) {
+	namespace, name, _ = strings.Cut(location, "/")
+	return namespace, name
 }

@@ -106,7 +106,7 @@ func TestParse(t *testing.T) {
 		"file":                  {spec: "file:/var/lib/ideapool/keys.json", wantKind: "file", wantLocation: "/var/lib/ideapool/keys.json"},
 		"relative file":         {spec: "file:keys.json", wantKind: "file", wantLocation: "keys.json"},
 		"file with colon":       {spec: "file:/a:b", wantKind: "file", wantLocation: "/a:b"},
-		"kubernetes recognised": {spec: "kubernetes:ideapool/signing-keys", wantKind: "kubernetes", wantLocation: "ideapool/signing-keys", wantErr: keysource.ErrUnsupported},
+		"kubernetes":            {spec: "kubernetes:ideapool/signing-keys", wantKind: "kubernetes", wantLocation: "ideapool/signing-keys"},
 		"kubernetes without ns": {spec: "kubernetes:signing-keys", wantErrText: "NAMESPACE/NAME"},
 		"empty file path":       {spec: "file:", wantErrText: "empty path"},
 		"no kind":               {spec: "/etc/keys.json", wantErrText: "want file:PATH"},

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/ideapool/ideapool/internal/kubeclient"
+)
+
+// pluginName is the executable name kubectl looks for on PATH to run
+// "kubectl ideapool ...".
+const pluginName = "kubectl-ideapool"
+
+// The IdeasApp resource and the annotations the operator acts on. The
+// plugin reads and patches it as unstructured data, so it does not depend
+// on the operator's Go types.
+var ideasApps = schema.GroupVersionResource{Group: "ideapool.dev", Version: "v1alpha1", Resource: "ideasapps"}
+
+const (
+	annotationRotate = "ideapool.dev/rotate-keys"
+	annotationRevoke = "ideapool.dev/revoke-key"
+)
+
+const pluginUsage = `kubectl ideapool: rotate and revoke the signing keys of an IdeasApp, and show them.
+
+Usage:
+  kubectl ideapool rotate NAME      activate the next key as soon as every verifier can
+                                    have it (annotates ideapool.dev/rotate-keys)
+  kubectl ideapool revoke NAME KID  stop trusting KID now: a fresh key signs at once
+                                    (annotates ideapool.dev/revoke-key)
+  kubectl ideapool keys NAME        print the key table from the IdeasApp's status
+
+Flags:
+  -n, --namespace NAMESPACE   namespace of the IdeasApp (default: the context's, else "default")
+      --kubeconfig PATH       kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+      --context NAME          kubeconfig context (default: the current one)
+  -h, --help                  show this help
+`
+
+// pluginOptions are the flags every plugin command takes.
+type pluginOptions struct {
+	namespace  string
+	kubeconfig string
+	context    string
+}
+
+// runPlugin is main when the binary runs as kubectl-ideapool.
+func runPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o pluginOptions
+	fs := flag.NewFlagSet(pluginName, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.namespace, "n", "", "")
+	fs.StringVar(&o.namespace, "namespace", "", "")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "")
+	fs.StringVar(&o.context, "context", "", "")
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, pluginUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n\n%s", err, pluginUsage)
+		return 2
+	}
+	if len(pos) == 0 || pos[0] == "help" {
+		fmt.Fprint(stdout, pluginUsage)
+		if len(pos) == 0 {
+			return 2
+		}
+		return 0
+	}
+	want := map[string]int{"rotate": 2, "revoke": 3, "keys": 2}
+	n, ok := want[pos[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", pos[0], pluginUsage)
+		return 2
+	}
+	if len(pos) != n {
+		fmt.Fprintf(stderr, "error: %s takes %d argument(s), got %d\n\n%s", pos[0], n-1, len(pos)-1, pluginUsage)
+		return 2
+	}
+	client, ns, err := o.connect()
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	apps := client.Resource(ideasApps).Namespace(ns)
+	switch pos[0] {
+	case "rotate":
+		err = pluginRotate(ctx, apps, pos[1], time.Now(), stdout)
+	case "revoke":
+		err = pluginRevoke(ctx, apps, pos[1], pos[2], stdout)
+	case "keys":
+		err = pluginKeys(ctx, apps, pos[1], stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// parseInterspersed parses flags before, between and after the
+// positional arguments, as kubectl does, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil // after "--" nothing is a flag
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (o pluginOptions) connect() (dynamic.Interface, string, error) {
+	loader := kubeclient.Loader(o.kubeconfig, o.context)
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	cfg.UserAgent = pluginName + "/" + version
+	ns := o.namespace
+	if ns == "" {
+		if ns, _, err = loader.Namespace(); err != nil {
+			return nil, "", fmt.Errorf("namespace of the context: %w", err)
+		}
+	}
+	client, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("kubernetes client: %w", err)
+	}
+	return client, ns, nil
+}
+
+// annotate sets one annotation with a JSON merge patch, which fails when the
+// IdeasApp does not exist.
+func annotate(ctx context.Context, apps dynamic.ResourceInterface, name, key, value string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+	if err != nil {
+		return err
+	}
+	if _, err := apps.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: pluginName}); err != nil {
+		return fmt.Errorf("annotate ideasapp %s: %w", name, err)
+	}
+	return nil
+}
+
+func pluginRotate(ctx context.Context, apps dynamic.ResourceInterface, name string, now time.Time, stdout io.Writer) error {
+	// A new value each time: the operator handles each value once.
+	value := now.UTC().Format(time.RFC3339Nano)
+	if err := annotate(ctx, apps, name, annotationRotate, value); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(stdout, "ideasapp/%s: rotation requested (%s=%s); the next key signs once every verifier can have it\n",
+		name, annotationRotate, value)
+	return err
+}
+
+func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid string, stdout io.Writer) error {
+	app, err := apps.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get ideasapp %s: %w", name, err)
+	}
+	keys, err := statusKeys(app)
+	if err != nil {
+		return err
+	}
+	known := make([]string, len(keys))
+	for i, k := range keys {
+		known[i] = k.KID
+	}
+	if !slices.Contains(known, kid) {
+		return fmt.Errorf("ideasapp %s has no key %q (its keys: %s)", name, kid, strings.Join(known, ", "))
+	}
+	if err := annotate(ctx, apps, name, annotationRevoke, kid); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "ideasapp/%s: revocation of key %s requested (%s); a fresh key signs at once\n", name, kid, annotationRevoke)
+	return err
+}
+
+// keyRow is one entry of status.keys.
+type keyRow struct {
+	KID         string     `json:"kid"`
+	Algorithm   string     `json:"algorithm"`
+	State       string     `json:"state"`
+	PublishedAt *time.Time `json:"publishedAt"`
+	ActiveAt    *time.Time `json:"activeAt"`
+	RetiredAt   *time.Time `json:"retiredAt"`
+	RemoveAfter *time.Time `json:"removeAfter"`
+}
+
+func statusKeys(app *unstructured.Unstructured) ([]keyRow, error) {
+	raw, _, err := unstructured.NestedSlice(app.Object, "status", "keys")
+	if err != nil {
+		return nil, fmt.Errorf("ideasapp %s: status.keys: %w", app.GetName(), err)
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	var rows []keyRow
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return nil, fmt.Errorf("ideasapp %s: status.keys: %w", app.GetName(), err)
+	}
+	return rows, nil
+}
+
+func pluginKeys(ctx context.Context, apps dynamic.ResourceInterface, name string, stdout io.Writer) error {
+	app, err := apps.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("get ideasapp %s: %w", name, err)
+	}
+	rows, err := statusKeys(app)
+	if err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintf(stdout, "ideasapp/%s has no keys in its status yet (is the operator running?)\n", name)
+		return err
+	}
+	active, _, _ := unstructured.NestedString(app.Object, "status", "activeKeyID")
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tKID\tALGORITHM\tSTATE\tPUBLISHED\tACTIVE\tRETIRED\tREMOVE AFTER")
+	for _, r := range rows {
+		mark := ""
+		if r.KID == active {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.KID, r.Algorithm, r.State,
+			stamp(r.PublishedAt), stamp(r.ActiveAt), stamp(r.RetiredAt), stamp(r.RemoveAfter))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if next, ok, _ := unstructured.NestedString(app.Object, "status", "nextRotationTime"); ok && next != "" {
+		fmt.Fprintf(stdout, "\n* signs now. Next scheduled rotation: %s\n", next)
+	} else {
+		fmt.Fprintln(stdout, "\n* signs now.")
+	}
+	return nil
+}
+
+func stamp(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
