@@ -27,7 +27,7 @@ import (
 const (
 	KeyAccessTokenTTL    = "access-token-ttl"
 	KeyRefreshTokenTTL   = "refresh-token-ttl"
-	KeyIDTokenTTL        = "id-token-ttl"
+	KeyIDTokenTTL        = "id-token-ttl" //nolint:gosec // a setting name, not a credential
 	KeyRefreshReuseGrace = "refresh-reuse-grace"
 	KeyJWKSMaxAge        = "jwks-max-age"
 )
