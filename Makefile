@@ -31,10 +31,35 @@ fmt: ## Format the code.
 ##@ Testing
 
 .PHONY: test
-test: ## Run every test: a throwaway PostgreSQL and a real kube-apiserver (envtest), installed if missing.
+test: verify-generated ## Run every test (envtest, a throwaway PostgreSQL); fails if generated files drift.
 	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: lint
 lint: ## Run go vet and golangci-lint (pinned, built into ~/.cache/ideapool).
 	$(GO) vet ./...
 	$$(hack/tools.sh golangci-lint) run ./...
+
+##@ Kubernetes operator
+
+# Generated from the markers in api/ and controllers/; never edited by hand.
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/role.yaml
+
+.PHONY: generate
+generate: ## Generate the deepcopy methods of api/v1alpha1 (controller-gen, pinned).
+	$$(hack/tools.sh controller-gen) object paths=./api/...
+
+.PHONY: manifests
+manifests: ## Generate the CRD (config/crd/bases) and the operator's ClusterRole (config/rbac/role.yaml).
+	$$(hack/tools.sh controller-gen) rbac:roleName=ideapool-operator crd paths=./api/... paths=./controllers/... \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: verify-generated
+verify-generated: ## Regenerate deepcopy, CRD and RBAC and fail if that changed anything.
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cp -r --parents $(GENERATED) "$$tmp/"; \
+	$(MAKE) --no-print-directory generate manifests; \
+	for f in $(GENERATED); do \
+		if ! diff -ru "$$tmp/$$f" "$$f"; then \
+			echo "generated files are stale: run 'make generate manifests' and commit the result" >&2; exit 1; \
+		fi; \
+	done

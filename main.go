@@ -29,6 +29,7 @@ func commands() []command {
 		{"serve", "run the HTTP API", runServe},
 		{"migrate", "apply database schema migrations and exit", runMigrate},
 		{"users", "create, list, disable accounts and set their roles", runUsers},
+		{"operator", "run the Kubernetes operator of IdeasApp resources", runOperator},
 		{"version", "print the version", func(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "ideapool", version)
 			return err

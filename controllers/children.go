@@ -1,0 +1,260 @@
+package controllers
+
+import (
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
+
+	"github.com/ideapool/ideapool/api/v1alpha1"
+)
+
+// This file builds the desired children of an IdeasApp as server-side apply
+// configurations: each names only the fields the operator owns, so defaults
+// filled in by the API server (a Service's clusterIP, a pod's
+// terminationMessagePath) never cause an update.
+
+func ownerRef(app *v1alpha1.IdeasApp) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(v1alpha1.GroupVersion.String()).
+		WithKind("IdeasApp").
+		WithName(app.Name).
+		WithUID(app.UID).
+		WithController(true).
+		WithBlockOwnerDeletion(true)
+}
+
+func configMap(app *v1alpha1.IdeasApp, s settings) *corev1ac.ConfigMapApplyConfiguration {
+	return corev1ac.ConfigMap(ConfigMapName(app.Name), app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithData(map[string]string{
+			ConfigAccessTokenTTL:    s.accessTTL.String(),
+			ConfigRefreshTokenTTL:   s.refreshTTL.String(),
+			ConfigIDTokenTTL:        s.idTTL.String(),
+			ConfigRefreshReuseGrace: s.reuseGrace.String(),
+			ConfigJWKSMaxAge:        s.policy.JWKSMaxAge.String(),
+		})
+}
+
+func serviceAccount(app *v1alpha1.IdeasApp) *corev1ac.ServiceAccountApplyConfiguration {
+	return corev1ac.ServiceAccount(app.Name, app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app))
+}
+
+// role lets the pods read exactly the keyset Secret and the ConfigMap.
+// list and watch with resourceNames work when the client selects the one
+// object with fieldSelector=metadata.name=..., which the server does.
+func role(app *v1alpha1.IdeasApp) *rbacv1ac.RoleApplyConfiguration {
+	verbs := []string{"get", "list", "watch"}
+	return rbacv1ac.Role(app.Name, app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithRules(
+			rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("secrets").
+				WithResourceNames(KeysetSecretName(app.Name)).WithVerbs(verbs...),
+			rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("configmaps").
+				WithResourceNames(ConfigMapName(app.Name)).WithVerbs(verbs...),
+		)
+}
+
+func roleBinding(app *v1alpha1.IdeasApp) *rbacv1ac.RoleBindingApplyConfiguration {
+	return rbacv1ac.RoleBinding(app.Name, app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("Role").WithName(app.Name)).
+		WithSubjects(rbacv1ac.Subject().WithKind(rbacv1.ServiceAccountKind).WithName(app.Name).WithNamespace(app.Namespace))
+}
+
+func service(app *v1alpha1.IdeasApp, s settings) *corev1ac.ServiceApplyConfiguration {
+	ports := []*corev1ac.ServicePortApplyConfiguration{
+		corev1ac.ServicePort().WithName("http").WithProtocol(corev1.ProtocolTCP).
+			WithPort(servicePort).WithTargetPort(intstr.FromString("http")),
+	}
+	if s.metrics {
+		ports = append(ports, corev1ac.ServicePort().WithName("metrics").WithProtocol(corev1.ProtocolTCP).
+			WithPort(metricsPort).WithTargetPort(intstr.FromString("metrics")))
+	}
+	return corev1ac.Service(app.Name, app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeClusterIP).
+			WithSelector(selectorLabels(app)).
+			WithPorts(ports...))
+}
+
+func dataClaim(app *v1alpha1.IdeasApp, s settings) *corev1ac.PersistentVolumeClaimApplyConfiguration {
+	spec := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(corev1.ReadWriteOnce).
+		WithResources(corev1ac.VolumeResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceStorage: *s.sqlite.Size}))
+	if s.sqlite.StorageClassName != "" {
+		spec = spec.WithStorageClassName(s.sqlite.StorageClassName)
+	}
+	return corev1ac.PersistentVolumeClaim(dataClaimName(app.Name), app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithSpec(spec)
+}
+
+func podDisruptionBudget(app *v1alpha1.IdeasApp) *policyv1ac.PodDisruptionBudgetApplyConfiguration {
+	return policyv1ac.PodDisruptionBudget(app.Name, app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithSpec(policyv1ac.PodDisruptionBudgetSpec().
+			WithMaxUnavailable(intstr.FromInt32(1)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(app))))
+}
+
+// serverArgs is the command line of `ideapool serve` in the Deployment.
+func serverArgs(app *v1alpha1.IdeasApp, s settings) []string {
+	args := []string{
+		"serve",
+		fmt.Sprintf("--listen=:%d", httpPort),
+		fmt.Sprintf("--metrics-listen=:%d", metricsPort),
+		"--issuer=" + s.issuer,
+		fmt.Sprintf("--keys=kubernetes:%s/%s", app.Namespace, KeysetSecretName(app.Name)),
+		fmt.Sprintf("--config=kubernetes:%s/%s", app.Namespace, ConfigMapName(app.Name)),
+		"--jwks-max-age=" + s.policy.JWKSMaxAge.String(),
+	}
+	if s.sqlite != nil {
+		args = append(args, "--database=sqlite:"+dataDir+"/ideapool.db")
+	}
+	return args
+}
+
+func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyConfiguration {
+	container := corev1ac.Container().
+		WithName("ideapool").
+		WithImage(s.image).
+		WithArgs(serverArgs(app, s)...).
+		WithPorts(
+			corev1ac.ContainerPort().WithName("http").WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(metricsPort).WithProtocol(corev1.ProtocolTCP),
+		).
+		WithLivenessProbe(corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("http"))).
+			WithPeriodSeconds(10).WithTimeoutSeconds(2).WithFailureThreshold(3)).
+		WithReadinessProbe(corev1ac.Probe().
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("http"))).
+			WithPeriodSeconds(5).WithTimeoutSeconds(2).WithFailureThreshold(2)).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithRunAsNonRoot(true).
+			WithAllowPrivilegeEscalation(false).
+			WithReadOnlyRootFilesystem(true).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithVolumeMounts(corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+	if r := s.resources(app); r != nil {
+		container = container.WithResources(r)
+	}
+	volumes := []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()),
+	}
+	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)
+	if s.sqlite != nil {
+		container = container.WithVolumeMounts(corev1ac.VolumeMount().WithName("data").WithMountPath(dataDir))
+		volumes = append(volumes, corev1ac.Volume().WithName("data").
+			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(dataClaimName(app.Name))))
+		// One pod owns the SQLite file: the old one stops before the new starts.
+		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
+	if s.postgres != nil {
+		ref := s.postgres.URLSecretRef
+		container = container.WithEnv(corev1ac.EnvVar().WithName("IDEAPOOL_DATABASE").
+			WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+				corev1ac.SecretKeySelector().WithName(ref.Name).WithKey(ref.Key))))
+	}
+	pod := corev1ac.PodSpec().
+		WithServiceAccountName(app.Name).
+		WithAutomountServiceAccountToken(true).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).
+			WithRunAsUser(65532).
+			WithRunAsGroup(65532).
+			WithFSGroup(65532).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithContainers(container).
+		WithVolumes(volumes...)
+	return appsv1ac.Deployment(app.Name, app.Namespace).
+		WithLabels(commonLabels(app)).
+		WithOwnerReferences(ownerRef(app)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(s.replicas).
+			WithStrategy(strategy).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(selectorLabels(app))).
+			WithTemplate(corev1ac.PodTemplateSpec().
+				WithLabels(commonLabels(app)).
+				WithSpec(pod)))
+}
+
+// resources converts spec.resources into its apply configuration.
+func (s settings) resources(app *v1alpha1.IdeasApp) *corev1ac.ResourceRequirementsApplyConfiguration {
+	r := app.Spec.Resources
+	if len(r.Limits) == 0 && len(r.Requests) == 0 {
+		return nil
+	}
+	ac := corev1ac.ResourceRequirements()
+	if len(r.Limits) > 0 {
+		ac = ac.WithLimits(r.Limits)
+	}
+	if len(r.Requests) > 0 {
+		ac = ac.WithRequests(r.Requests)
+	}
+	return ac
+}
+
+// ServiceMonitor API of prometheus-operator, used through unstructured
+// objects so the operator does not depend on its Go modules.
+const (
+	monitoringGroup    = "monitoring.coreos.com"
+	monitoringVersion  = "v1"
+	serviceMonitorKind = "ServiceMonitor"
+)
+
+func serviceMonitor(app *v1alpha1.IdeasApp) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(monitoringGroup + "/" + monitoringVersion)
+	u.SetKind(serviceMonitorKind)
+	u.SetName(app.Name)
+	u.SetNamespace(app.Namespace)
+	u.SetLabels(commonLabels(app))
+	controller, block := true, true
+	u.SetOwnerReferences(ownerReferences(app, controller, block))
+	sel := map[string]any{}
+	for k, v := range selectorLabels(app) {
+		sel[k] = v
+	}
+	u.Object["spec"] = map[string]any{
+		"selector":          map[string]any{"matchLabels": sel},
+		"namespaceSelector": map[string]any{"matchNames": []any{app.Namespace}},
+		"endpoints": []any{map[string]any{
+			"port":     "metrics",
+			"path":     "/metrics",
+			"interval": "30s",
+		}},
+	}
+	return u
+}
+
+func ownerReferences(app *v1alpha1.IdeasApp, controller, block bool) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{
+		APIVersion:         v1alpha1.GroupVersion.String(),
+		Kind:               "IdeasApp",
+		Name:               app.Name,
+		UID:                app.UID,
+		Controller:         &controller,
+		BlockOwnerDeletion: &block,
+	}}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/controllers"
+	"github.com/ideapool/ideapool/internal/keyset"
+)
+
+// operatorConfig is the command line of `ideapool operator`.
+type operatorConfig struct {
+	metricsAddr    string
+	metricsSecure  bool
+	probeAddr      string
+	leaderElect    bool
+	appImage       string
+	watchNamespace string
+	logLevel       string
+}
+
+func (c *operatorConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.metricsAddr, "metrics-bind-address", ":8443",
+		"address of the operator's Prometheus /metrics (ideapool_* key metrics and controller-runtime's); "+
+			"kubebuilder's convention: :8443 with HTTPS, :8080 with --metrics-secure=false, 0 disables")
+	fs.BoolVar(&c.metricsSecure, "metrics-secure", true,
+		"serve metrics over HTTPS with a self-signed certificate (curl -k https://localhost:8443/metrics); false serves plain HTTP")
+	fs.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081",
+		"address of the /healthz and /readyz probe endpoints")
+	fs.BoolVar(&c.leaderElect, "leader-elect", false,
+		"elect a leader through a Lease so that only one operator replica reconciles (on in the in-cluster Deployment)")
+	fs.StringVar(&c.appImage, "app-image", "ghcr.io/ideapool/ideapool:"+version,
+		"ideapool server image of IdeasApps that set no spec.image")
+	fs.StringVar(&c.watchNamespace, "watch-namespace", "",
+		"reconcile IdeasApps of this namespace only; empty watches every namespace")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	var cfg operatorConfig
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := parseFlags(fs, args, "Run the IdeasApp operator: it keeps every IdeasApp's server, storage and\n"+
+		"signing keys in place and rotates the keys on schedule. It finds the cluster\n"+
+		"through KUBECONFIG or its in-cluster service account.", stdout, stderr); err != nil {
+		return err
+	}
+	if cfg.appImage == "" {
+		return errors.New("--app-image: must not be empty")
+	}
+
+	slogger, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	log := logr.FromSlogHandler(slogger.Handler())
+	ctrl.SetLogger(log)
+	klog.SetLogger(log)
+
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes client config: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         controllers.CacheOptions(cfg.watchNamespace),
+		Metrics:                       metricsserver.Options{BindAddress: cfg.metricsAddr, SecureServing: cfg.metricsSecure},
+		HealthProbeBindAddress:        cfg.probeAddr,
+		LeaderElection:                cfg.leaderElect,
+		LeaderElectionID:              "ideapool-operator.ideapool.dev",
+		LeaderElectionReleaseOnCancel: true,
+		Logger:                        log,
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	r := &controllers.IdeasAppReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Clock:     clock.RealClock{},
+		Keys:      keyset.NewGenerator(rand.Reader),
+		Recorder:  mgr.GetEventRecorder("ideapool-operator"),
+		AppImage:  cfg.appImage,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("starting operator", "version", version, "app_image", cfg.appImage,
+		"watch_namespace", cfg.watchNamespace, "leader_elect", cfg.leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}
