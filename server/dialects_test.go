@@ -274,3 +274,23 @@ func TestAPIClients(t *testing.T) {
 		t.Fatalf("list without token: %d", r.status)
 	}
 }
+
+// Failures count against the account, whichever of its names and dialects
+// they came through.
+func TestThrottleCountsTheAccountNotTheName(t *testing.T) {
+	ts := newTestServer(t)
+	signupWith(t, ts, map[string]any{"email": "two-names@example.com", "name": "T", "password": "the-Secret-123", "username": "twonames"})
+	for n := range 10 {
+		if n%2 == 0 {
+			ts.do(t, "POST", "/v1/auth", map[string]any{"username": "TwoNames", "password": "Wrong-pass-1"})
+		} else {
+			ts.do(t, "POST", "/access-tokens", map[string]any{"email": "two-names@example.com", "password": "Wrong-pass-1"})
+		}
+	}
+	for _, login := range []string{"twonames", "two-names@example.com"} {
+		r := ts.do(t, "POST", "/api/user/authenticate", map[string]any{"userName": login, "password": "the-Secret-123"})
+		if r.status != http.StatusTooManyRequests {
+			t.Fatalf("login as %s after 10 failures split across names: %d %s", login, r.status, r.body)
+		}
+	}
+}

@@ -267,7 +267,18 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 	if login == "" || pw == "" {
 		return Grant{}, apperr.InvalidFields(missing(map[string]string{"login": login, "password": pw}))
 	}
-	keys := []string{"account:" + login}
+	// The account is found first so that its failures count together
+	// whichever name (email or username) and dialect they came through;
+	// names of no account are counted by name, and throttled the same way.
+	u, err := s.store.UserByLogin(ctx, login)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Grant{}, fmt.Errorf("login: %w", err)
+	}
+	keys := []string{"login:" + login}
+	if found {
+		keys[0] = "account:" + u.ID
+	}
 	limits := []int{s.throttle.MaxFailures}
 	if addr := clientAddrOf(ctx); addr != "" {
 		keys, limits = append(keys, "addr:"+addr), append(limits, s.throttle.MaxPerAddr)
@@ -278,13 +289,9 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 			return Grant{}, err
 		}
 	}
-	u, err := s.store.UserByLogin(ctx, login)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
+	if !found {
 		s.hasher.VerifyDummy(ctx, pw)
 		return Grant{}, s.fail(ctx, keys, ReasonUnknownAccount, now)
-	case err != nil:
-		return Grant{}, fmt.Errorf("login: %w", err)
 	}
 	if err := s.hasher.Verify(ctx, u.PasswordHash, pw); err != nil {
 		if errors.Is(err, password.ErrMismatch) {
