@@ -382,7 +382,7 @@ func dlUAOK(t testing.TB, s *server, r response, acct *dlAccount, w dlUAWant) (s
 	if claims != nil {
 		if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 			if d := aexp.Sub(exp.Time); d < -time.Second || d > time.Second {
-				t.Errorf("%s: accessTokenExpiryTime %v is not the access token's exp %v", r.What, aexp, exp.Time.UTC())
+				t.Errorf("%s: accessTokenExpiryTime %v is not the access token's exp %v", r.What, aexp, exp.UTC())
 			}
 		}
 	}
