@@ -63,3 +63,22 @@ verify-generated: ## Regenerate deepcopy, CRD and RBAC and fail if that changed 
 			echo "generated files are stale: run 'make generate manifests' and commit the result" >&2; exit 1; \
 		fi; \
 	done
+
+##@ Robustness
+
+# Every fuzz target as PACKAGE:NAME; `go test -fuzz` takes one at a time.
+FUZZ_TARGETS := ./server:FuzzJSONRPC ./server:FuzzRequestBodies ./internal/token:FuzzVerifyAccess ./internal/keyset:FuzzParse
+FUZZTIME ?= 30s
+
+.PHONY: test-faults
+test-faults: ## Run the fault tests, slow ones included: crash, database outage, rotation under load, replicas (tag faults).
+	hack/with-postgres.sh $(GO) test -tags faults -count=1 -timeout 20m ./e2e/ -run Fault
+
+.PHONY: fuzz
+fuzz: ## Fuzz each target for FUZZTIME (default 30s); failing inputs are saved under the package's testdata/fuzz/.
+	failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run XXX -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || failed="$$failed $${t#*:}"; \
+	done; \
+	if [[ -n $$failed ]]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi

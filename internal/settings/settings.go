@@ -21,6 +21,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ideapool/ideapool/internal/source"
 )
 
 // The keys of a settings document.
@@ -34,8 +36,8 @@ const (
 
 // Kinds of settings source, as named in a spec.
 const (
-	KindFile       = "file"
-	KindKubernetes = "kubernetes"
+	KindFile       = source.KindFile
+	KindKubernetes = source.KindKubernetes
 )
 
 // MaxReuseGrace bounds refresh-reuse-grace, as the --refresh-reuse-grace
@@ -118,24 +120,7 @@ type Source interface {
 // Parse splits a settings source spec: "file:PATH" or
 // "kubernetes:NAMESPACE/NAME".
 func Parse(spec string) (kind, location string, err error) {
-	kind, location, ok := strings.Cut(spec, ":")
-	if !ok {
-		return "", "", fmt.Errorf("settings source %q: want file:PATH or kubernetes:NAMESPACE/NAME", spec)
-	}
-	switch kind {
-	case KindFile:
-		if location == "" {
-			return "", "", fmt.Errorf("settings source %q: empty path", spec)
-		}
-		return kind, location, nil
-	case KindKubernetes:
-		ns, name, ok := strings.Cut(location, "/")
-		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
-			return "", "", fmt.Errorf("settings source %q: want kubernetes:NAMESPACE/NAME", spec)
-		}
-		return kind, location, nil
-	}
-	return "", "", fmt.Errorf("settings source %q: unknown kind %q, want file or kubernetes", spec, kind)
+	return source.Parse("settings source", spec)
 }
 
 // Watcher keeps the settings of a running server in line with a Source.

@@ -44,6 +44,14 @@ func (m *Manager) VerifyAccess(token string) (AccessClaims, error) {
 	if parts[2] == "" {
 		return AccessClaims{}, invalid("empty signature")
 	}
+	// One token, one spelling: padding, the standard alphabet or unused
+	// trailing bits would give a valid token other accepted forms, and defeat
+	// anything that compares token strings (deny lists, replay caches).
+	for i, name := range []string{"header", "payload", "signature"} {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(parts[i]); err != nil {
+			return AccessClaims{}, invalid("%s is not canonical base64url", name)
+		}
+	}
 	hdr, err := parseHeader(parts[0])
 	if err != nil {
 		return AccessClaims{}, invalid("header: %v", err)
