@@ -64,6 +64,12 @@ verify-generated: ## Regenerate deepcopy, CRD and RBAC and fail if that changed 
 		fi; \
 	done
 
+##@ Performance
+
+.PHONY: bench
+bench: ## Load-test a fresh server (SQLite, then a throwaway PostgreSQL) against the machine's floors (BENCH_FLAGS=-help).
+	hack/with-postgres.sh $(GO) run ./hack/bench $(BENCH_FLAGS)
+
 ##@ Robustness
 
 # Every fuzz target as PACKAGE:NAME; `go test -fuzz` takes one at a time.

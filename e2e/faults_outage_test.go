@@ -3,6 +3,7 @@
 package e2e_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,7 +30,7 @@ func (p *pgInstance) run(t *testing.T, args ...string) string {
 	out, err := exec.Command("bash", append([]string{p.script}, args...)...).Output()
 	if err != nil {
 		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
 			stderr = ee.Stderr
 		}
 		t.Fatalf("%s %s: %v\n%s", p.script, strings.Join(args, " "), err, stderr)
@@ -186,7 +187,7 @@ func TestFaultDatabaseOutage(t *testing.T) {
 	if !ok {
 		t.Errorf("/readyz is not 200 %v after PostgreSQL came back", took.Round(time.Millisecond))
 	}
-	took, ok = waitFor(15*time.Second, func() bool {
+	_, ok = waitFor(15*time.Second, func() bool {
 		for _, o := range ops {
 			if o.do().Status != o.want {
 				return false

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for creating the run's database
+)
+
+// moduleRoot is the directory of the go.mod of the current module.
+func moduleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the ideapool module: run from the repository (go run ./hack/bench)")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// pprofOverlay is added to package main with -pprof, through go build
+// -overlay: the service itself has no profiling endpoint, and the tree is
+// left untouched.
+const pprofOverlay = `package main
+
+import (
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"time"
+)
+
+func init() {
+	addr := os.Getenv("BENCH_PPROF_LISTEN")
+	if addr == "" {
+		return
+	}
+	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.ListenAndServe() }()
+}
+`
+
+// buildServer compiles ideapool into dir with the version "bench" (without
+// -trimpath, so that the build cache of tests and go run is reused). With
+// withPprof, net/http/pprof listens on $BENCH_PPROF_LISTEN.
+func buildServer(ctx context.Context, root, dir string, withPprof bool) (string, error) {
+	bin := filepath.Join(dir, "ideapool")
+	args := []string{"build", "-ldflags", "-X main.version=bench", "-o", bin}
+	if withPprof {
+		src := filepath.Join(dir, "bench_pprof.go")
+		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
+			return "", err
+		}
+		overlay, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(root, "zz_bench_pprof.go"): src}})
+		if err != nil {
+			return "", err
+		}
+		path := filepath.Join(dir, "overlay.json")
+		if err := os.WriteFile(path, overlay, 0o600); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", path)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...) //nolint:gosec // fixed arguments and our own paths
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build ideapool: %w", err)
+	}
+	return bin, nil
+}
+
+// serverSpec is how to start `ideapool serve` for one backend: the same
+// data on every start.
+type serverSpec struct {
+	bin         string
+	database    string
+	keys        string // file:PATH
+	algorithm   string
+	listen      string // 127.0.0.1:PORT
+	metrics     string // 127.0.0.1:PORT
+	logPath     string
+	pprof       string // 127.0.0.1:PORT of net/http/pprof, "" without -pprof
+	extraArgs   []string
+	readyPolled time.Duration // how often /readyz is polled while starting
+}
+
+func (s serverSpec) base() string { return "http://" + s.listen }
+
+// process is one running server.
+type process struct {
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan struct{}
+	err    error // of Wait, once exited is closed
+}
+
+// start launches the server and waits until /readyz answers 200. It
+// returns the time from just before the exec to that answer.
+func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) {
+	lf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, fmt.Errorf("server log: %w", err)
+	}
+	args := append([]string{"serve",
+		"--listen", s.listen,
+		"--metrics-listen", s.metrics,
+		"--database", s.database,
+		"--keys", s.keys,
+		"--issuer", s.base(),
+		"--key-algorithm", s.algorithm,
+		// Tokens issued while preparing must outlive the whole run.
+		"--access-token-ttl", "1h",
+		"--shutdown-timeout", "5s",
+	}, s.extraArgs...)
+	// Not CommandContext: stop() ends the server with SIGTERM, not SIGKILL.
+	cmd := exec.Command(s.bin, args...) //nolint:gosec,noctx // our own freshly built binary
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = serverEnv()
+	if s.pprof != "" {
+		cmd.Env = append(cmd.Env, "BENCH_PPROF_LISTEN="+s.pprof)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p := &process{cmd: cmd, log: lf, exited: make(chan struct{})}
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, 0, fmt.Errorf("start ideapool serve: %w", err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
+	if err := s.waitReady(ctx, p); err != nil {
+		_ = p.stop()
+		return nil, 0, fmt.Errorf("%w\n%s", err, tail(s.logPath, 20))
+	}
+	return p, time.Since(t0), nil
+}
+
+// serverEnv is our environment without IDEAPOOL_ variables, which would
+// otherwise configure the server behind the flags' back.
+func serverEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IDEAPOOL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (s serverSpec) waitReady(ctx context.Context, p *process) error {
+	// A new connection per poll: a refused dial returns at once.
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	defer c.CloseIdleConnections()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base()+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("ideapool serve exited before it was ready: %w", p.err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(s.readyPolled):
+		}
+		if time.Now().After(deadline) {
+			return errors.New("ideapool serve was not ready within 60s")
+		}
+	}
+}
+
+// stop sends SIGTERM and waits for the graceful shutdown, killing the
+// server if it takes longer than its own shutdown timeout allows.
+func (p *process) stop() error {
+	defer p.log.Close()
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return errors.New("ideapool serve ignored SIGTERM for 15s; killed")
+	}
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// memory reads a field of /proc/PID/status in bytes: VmHWM is the peak
+// resident set since the process started, VmRSS the current one.
+func (p *process) memory(field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
+	if err != nil {
+		return 0, fmt.Errorf("read process status: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse %s: %w", field, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, p.pid())
+}
+
+// memoryBreakdown describes the resident set now: total, anonymous (heap,
+// stacks) and file-backed (the binary's pages).
+func (p *process) memoryBreakdown() (string, error) {
+	var v [3]int64
+	for i, f := range []string{"VmRSS", "RssAnon", "RssFile"} {
+		var err error
+		if v[i], err = p.memory(f); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%.1f MiB (%.1f anonymous, %.1f file-backed)", float64(v[0])/(1<<20), float64(v[1])/(1<<20), float64(v[2])/(1<<20)), nil
+}
+
+// rssSampler records VmRSS every interval until stopped.
+type rssSampler struct {
+	times []time.Time
+	rss   []int64
+	stopc chan struct{}
+	done  chan struct{}
+}
+
+func sampleRSS(p *process, interval time.Duration) *rssSampler {
+	s := &rssSampler{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			if v, err := p.memory("VmRSS"); err == nil {
+				s.times, s.rss = append(s.times, time.Now()), append(s.rss, v)
+			}
+			select {
+			case <-s.stopc:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rssSampler) stop() { close(s.stopc); <-s.done }
+
+// peaks returns the highest sample in [from, mid) and in [mid, until).
+func (s *rssSampler) peaks(from, mid, until time.Time) (first, second int64) {
+	for i, t := range s.times {
+		switch {
+		case t.Before(from) || !t.Before(until):
+		case t.Before(mid):
+			first = max(first, s.rss[i])
+		default:
+			second = max(second, s.rss[i])
+		}
+	}
+	return first, second
+}
+
+// freePorts returns n loopback ports nobody listens on right now.
+func freePorts(ctx context.Context, n int) ([]string, error) {
+	var lc net.ListenConfig
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "server log (" + path + "):\n" + strings.Join(lines, "\n")
+}
+
+// postgresDatabase creates a fresh database on the server of baseURL and
+// returns its URL and a function that drops it.
+func postgresDatabase(ctx context.Context, baseURL string) (string, func() error, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", nil, errors.New("parse IDEAPOOL_TEST_POSTGRES_URL: malformed URL")
+	}
+	admin, err := sql.Open("pgx", baseURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	name := fmt.Sprintf("ideapool_bench_%d_%d", os.Getpid(), time.Now().Unix())
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		admin.Close()
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
+	}
+	drop := func() error {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("drop database %s: %w", name, err)
+		}
+		return nil
+	}
+	u.Path = "/" + name
+	return u.String(), drop, nil
+}
+
+// fetchProfile saves a profile of the server (path and query of
+// /debug/pprof, e.g. "profile?seconds=5" or "heap") to file.
+func (s serverSpec) fetchProfile(ctx context.Context, query, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.pprof+"/debug/pprof/"+query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch profile %s: status %d", query, resp.StatusCode)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("fetch profile: %w", err)
+	}
+	return f.Close()
+}
