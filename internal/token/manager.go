@@ -118,9 +118,10 @@ type Manager struct {
 
 // state is one loaded keyset, ready to use.
 type state struct {
-	ks   keyset.Keyset
-	keys map[string]*entry
-	jwks atomic.Pointer[jwksDoc]
+	ks       keyset.Keyset
+	keys     map[string]*entry
+	jwks     atomic.Pointer[jwksDoc]
+	verified verifiedCache
 }
 
 // entry is one key of the keyset in ready-to-use form.

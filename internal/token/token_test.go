@@ -620,3 +620,33 @@ func BenchmarkVerifyAccess(b *testing.B) {
 		})
 	}
 }
+
+// A token verified (and cached) before its key was revoked is refused after:
+// revocation replaces the keyset, and the cache lives with the keyset.
+func TestVerifyAccessAfterRevocation(t *testing.T) {
+	f := newFixture(t)
+	clk := newClock(t0)
+	m := newManager(t, clk, f.ks)
+	tok, _, err := m.SignAccess(token.AccessClaims{Subject: "u", SessionID: "s"}, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second verification comes from the cache
+		if _, err := m.VerifyAccess(tok); err != nil {
+			t.Fatalf("before revocation: %v", err)
+		}
+	}
+	var rest []keyset.Key
+	for _, k := range f.ks.Keys {
+		if k.ID != f.rs.ID {
+			rest = append(rest, k)
+		}
+	}
+	rest = append(rest, key(t, keyset.ES256, 1, t0.Add(-time.Minute), t0.Add(-time.Minute)))
+	if err := m.SetKeyset(keyset.Keyset{Keys: rest}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.VerifyAccess(tok); !errors.Is(err, token.ErrInvalidToken) {
+		t.Fatalf("after revocation: %v, want ErrInvalidToken", err)
+	}
+}

@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -34,53 +35,72 @@ func invalid(format string, args ...any) error {
 // ErrInvalidToken; expiry also wraps ErrExpired.
 func (m *Manager) VerifyAccess(token string) (AccessClaims, error) {
 	now := m.cfg.Now()
+	st := m.state.Load()
+	if st == nil || len(token) > maxTokenSize {
+		c, _, err := m.verifyAccess(token, now, st)
+		return c, err
+	}
+	sum := sha256.Sum256([]byte(token))
+	if c, err, ok := st.recall(sum, now, m.cfg.Leeway); ok {
+		return c, err
+	}
+	c, kid, err := m.verifyAccess(token, now, st)
+	if err == nil {
+		st.remember(sum, c, kid)
+	}
+	return c, err
+}
+
+// verifyAccess is VerifyAccess without the cache, against one keyset
+// state; it also returns the kid of the key that verified the token.
+func (m *Manager) verifyAccess(token string, now time.Time, st *state) (AccessClaims, string, error) {
 	if len(token) > maxTokenSize {
-		return AccessClaims{}, invalid("token larger than %d bytes", maxTokenSize)
+		return AccessClaims{}, "", invalid("token larger than %d bytes", maxTokenSize)
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return AccessClaims{}, invalid("not a compact JWS")
+		return AccessClaims{}, "", invalid("not a compact JWS")
 	}
 	if parts[2] == "" {
-		return AccessClaims{}, invalid("empty signature")
+		return AccessClaims{}, "", invalid("empty signature")
 	}
 	// One token, one spelling: padding, the standard alphabet or unused
 	// trailing bits would give a valid token other accepted forms, and defeat
 	// anything that compares token strings (deny lists, replay caches).
 	for i, name := range []string{"header", "payload", "signature"} {
 		if _, err := base64.RawURLEncoding.Strict().DecodeString(parts[i]); err != nil {
-			return AccessClaims{}, invalid("%s is not canonical base64url", name)
+			return AccessClaims{}, "", invalid("%s is not canonical base64url", name)
 		}
 	}
 	hdr, err := parseHeader(parts[0])
 	if err != nil {
-		return AccessClaims{}, invalid("header: %v", err)
+		return AccessClaims{}, "", invalid("header: %v", err)
 	}
 	if !strings.EqualFold(hdr.typ, TypeAccess) && !strings.EqualFold(hdr.typ, "application/"+TypeAccess) {
-		return AccessClaims{}, invalid("typ %q is not %s", hdr.typ, TypeAccess)
+		return AccessClaims{}, "", invalid("typ %q is not %s", hdr.typ, TypeAccess)
 	}
 	if !slices.Contains(m.cfg.Algorithms, hdr.alg) {
-		return AccessClaims{}, invalid("alg %q not allowed", hdr.alg)
+		return AccessClaims{}, "", invalid("alg %q not allowed", hdr.alg)
 	}
-	st := m.state.Load()
 	if st == nil {
-		return AccessClaims{}, invalid("no keyset loaded")
+		return AccessClaims{}, "", invalid("no keyset loaded")
 	}
 	e, ok := st.keys[hdr.kid]
 	if !ok {
-		return AccessClaims{}, invalid("unknown kid")
+		return AccessClaims{}, "", invalid("unknown kid")
 	}
 	if !published(e.key, now) {
-		return AccessClaims{}, invalid("key %s is not published", e.key.ID)
+		return AccessClaims{}, "", invalid("key %s is not published", e.key.ID)
 	}
 	if hdr.alg != e.alg.String() {
-		return AccessClaims{}, invalid("alg %s does not match key %s", hdr.alg, e.key.ID)
+		return AccessClaims{}, "", invalid("alg %s does not match key %s", hdr.alg, e.key.ID)
 	}
 	payload, err := jws.Verify([]byte(token), jws.WithCompact(), jws.WithKey(e.alg, e.public))
 	if err != nil {
-		return AccessClaims{}, invalid("bad signature")
+		return AccessClaims{}, "", invalid("bad signature")
 	}
-	return m.accessClaims(payload, now)
+	c, err := m.accessClaims(payload, now)
+	return c, e.key.ID, err
 }
 
 func published(k keyset.Key, now time.Time) bool {
