@@ -63,10 +63,10 @@ func (s *sqlStore) ListIdeas(ctx context.Context, userID string, limit, offset i
 	if limit == 0 {
 		return ideas, nil
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.bind("SELECT "+ideaColumns+` FROM ideas
+	rows, err := s.query(ctx, "SELECT "+ideaColumns+` FROM ideas
 		WHERE user_id = ?
 		ORDER BY score_sum DESC, created_at DESC, id DESC
-		LIMIT ? OFFSET ?`), userID, limit, offset)
+		LIMIT ? OFFSET ?`, userID, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
 	}

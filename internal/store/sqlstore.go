@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -15,6 +16,9 @@ type sqlStore struct {
 	r   *sql.DB // reads; the same pool as w on PostgreSQL
 	d   *dialect
 	log *slog.Logger
+	// Prepared statements of w and r (created on first use).
+	wStmts, rStmts *stmts
+	stmtsOnce      sync.Once
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -34,16 +38,33 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (s *sqlStore) Close() error {
-	err := s.w.Close()
+	s.prepared()
+	err := errors.Join(s.wStmts.close(), s.rStmts.close(), s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
 	return err
 }
 
+// prepared returns the statement caches, made once.
+func (s *sqlStore) prepared() (w, r *stmts) {
+	s.stmtsOnce.Do(func() {
+		s.wStmts, s.rStmts = newStmts(s.w), newStmts(s.r)
+		if s.r == s.w {
+			s.rStmts = s.wStmts
+		}
+	})
+	return s.wStmts, s.rStmts
+}
+
 // exec runs a write outside a transaction and returns the rows it affected.
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := s.w.ExecContext(ctx, s.d.bind(query), args...)
+	w, _ := s.prepared()
+	st, err := w.get(ctx, s.d.bind(query))
+	if err != nil {
+		return 0, s.d.mapErr(err)
+	}
+	res, err := st.ExecContext(ctx, args...)
 	if err != nil {
 		return 0, s.d.mapErr(err)
 	}
@@ -56,7 +77,23 @@ func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (int64, 
 
 // queryRow runs a read.
 func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.r.QueryRowContext(ctx, s.d.bind(query), args...)
+	_, r := s.prepared()
+	st, err := r.get(ctx, s.d.bind(query))
+	if err != nil {
+		// The same call unprepared carries the error in the Row.
+		return s.r.QueryRowContext(ctx, s.d.bind(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a read that returns rows.
+func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	_, r := s.prepared()
+	st, err := r.get(ctx, s.d.bind(query))
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // inTx runs fn in a write transaction and commits if fn succeeds. Errors
