@@ -60,7 +60,7 @@ func (s *sqlStore) prepared() (w, r *stmts) {
 // exec runs a write outside a transaction and returns the rows it affected.
 func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	w, _ := s.prepared()
-	st, err := w.get(ctx, s.d.bind(query))
+	st, err := w.get(ctx, s.d.bind(query)) //nolint:sqlclosecheck // cached; closed by Close
 	if err != nil {
 		return 0, s.d.mapErr(err)
 	}
@@ -78,7 +78,7 @@ func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (int64, 
 // queryRow runs a read.
 func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	_, r := s.prepared()
-	st, err := r.get(ctx, s.d.bind(query))
+	st, err := r.get(ctx, s.d.bind(query)) //nolint:sqlclosecheck // cached; closed by Close
 	if err != nil {
 		// The same call unprepared carries the error in the Row.
 		return s.r.QueryRowContext(ctx, s.d.bind(query), args...)
@@ -89,7 +89,7 @@ func (s *sqlStore) queryRow(ctx context.Context, query string, args ...any) *sql
 // query runs a read that returns rows.
 func (s *sqlStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	_, r := s.prepared()
-	st, err := r.get(ctx, s.d.bind(query))
+	st, err := r.get(ctx, s.d.bind(query)) //nolint:sqlclosecheck // cached; closed by Close
 	if err != nil {
 		return nil, err
 	}

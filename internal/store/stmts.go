@@ -27,7 +27,7 @@ func (c *stmts) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := c.m[query]; ok {
 		return st, nil
 	}
-	st, err := c.db.PrepareContext(ctx, query)
+	st, err := c.db.PrepareContext(ctx, query) //nolint:sqlclosecheck // kept in the cache; closed by close
 	if err != nil {
 		return nil, err
 	}
