@@ -32,7 +32,7 @@ fmt: ## Format the code.
 
 .PHONY: test
 test: verify-generated ## Run every test (envtest, a throwaway PostgreSQL); fails if generated files drift.
-	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) IDEAPOOL_HELM3=$$(hack/helm.sh 3) IDEAPOOL_HELM4=$$(hack/helm.sh 4) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: lint
 lint: ## Run go vet and golangci-lint (pinned, built into ~/.cache/ideapool).
@@ -88,3 +88,34 @@ fuzz: ## Fuzz each target for FUZZTIME (default 30s); failing inputs are saved u
 		$(GO) test -run XXX -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || failed="$$failed $${t#*:}"; \
 	done; \
 	if [[ -n $$failed ]]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
+
+##@ Packaging
+
+IMG ?= ghcr.io/ideapool/ideapool:$(VERSION)
+CONTAINER_TOOL ?= docker
+BINDIR ?= $(HOME)/.local/bin
+CHART := charts/ideapool
+
+.PHONY: docker-build
+docker-build: ## Build the image IMG (default ghcr.io/ideapool/ideapool:VERSION) from the Dockerfile.
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: install-plugin
+install-plugin: build ## Install bin/ideapool as kubectl-ideapool into BINDIR (default ~/.local/bin): `kubectl ideapool keys NAME`.
+	mkdir -p "$(BINDIR)"
+	install -m 0755 bin/ideapool "$(BINDIR)/kubectl-ideapool"
+
+.PHONY: chart-crd
+chart-crd: ## Copy the generated CRD (config/crd/bases) into the Helm chart; run after `make manifests`.
+	cp config/crd/bases/ideapool.dev_ideasapps.yaml $(CHART)/files/crds/
+
+.PHONY: helm-lint
+helm-lint: ## helm lint the chart with Helm 3 and 4, with its defaults and every ci/*-values.yaml.
+	for h in $$(hack/helm.sh 3) $$(hack/helm.sh 4); do \
+		$$h lint --strict $(CHART); \
+		for f in $(CHART)/ci/*-values.yaml; do $$h lint --strict $(CHART) -f "$$f"; done; \
+	done

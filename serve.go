@@ -44,6 +44,7 @@ type serveConfig struct {
 	publishAhead     time.Duration
 	clockSkew        time.Duration
 	trustedProxies   string
+	hashConcurrency  int
 	keyAlgorithm     string
 	rotationInterval time.Duration
 	logLevel         string
@@ -66,6 +67,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.publishAhead, "key-publish-ahead", time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
 	fs.DurationVar(&c.clockSkew, "clock-skew", time.Minute, "largest clock difference assumed between replicas and verifiers")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
+	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Fewer keeps other requests fast during a login flood, at the cost of login throughput")
 	fs.StringVar(&c.keyAlgorithm, "key-algorithm", "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -81,6 +83,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--refresh-token-ttl must be positive")
 	case c.refreshTTL < c.accessTTL:
 		return errors.New("--refresh-token-ttl must not be shorter than --access-token-ttl")
+	case c.hashConcurrency < 0:
+		return errors.New("--password-hash-concurrency must be 0 (one per CPU) or more")
 	case c.idTTL <= 0:
 		return errors.New("--id-token-ttl must be positive")
 	case c.reuseGrace < 0 || c.reuseGrace > time.Minute:
@@ -169,7 +173,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := server.RegisterActiveKey(reg, tokens.ActiveKeyID); err != nil {
 		return err
 	}
-	hasher, err := password.NewHasher(password.OWASP, rand.Reader, 0)
+	hasher, err := password.NewHasher(password.OWASP, rand.Reader, cfg.hashConcurrency)
 	if err != nil {
 		return err
 	}

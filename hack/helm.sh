@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a pinned Helm (if missing) from the Go module proxy and print its path:
 #
-#   hack/helm.sh      # Helm 3 (the default major, see HELM_DEFAULT_MAJOR)
+#   hack/helm.sh      # Helm 4 (the default major, see HELM_DEFAULT_MAJOR)
 #   hack/helm.sh 3    # Helm v3
 #   hack/helm.sh 4    # Helm v4
 #
@@ -12,7 +12,7 @@ set -euo pipefail
 # --- pinned versions --------------------------------------------------------
 HELM3_VERSION=v3.22.0
 HELM4_VERSION=v4.3.1
-HELM_DEFAULT_MAJOR=3
+HELM_DEFAULT_MAJOR=4
 # Bump to force a rebuild when the recipe below changes.
 RECIPE=1
 
