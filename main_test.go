@@ -36,6 +36,7 @@ func TestUsersCommand(t *testing.T) {
 		{"disable", "", []string{"users", "disable", "--database", db, "boss"}, 0, "every session revoked"},
 		{"list", "", []string{"users", "list", "--database", db}, 0, "boss@example.com"},
 		{"unknown verb", "", []string{"users", "frobnicate"}, 2, "unknown users command"},
+		{"help", "", []string{"users"}, 2, "Manages accounts"},
 	}
 	for _, s := range steps {
 		code, out, errOut := runCLI(t, s.stdin, s.args...)

@@ -45,6 +45,12 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return errUsage
 	}
 	verb := args[0]
+	switch verb {
+	case "create", "set-role", "disable", "enable", "list":
+	default:
+		fmt.Fprintf(stderr, "unknown users command %q\n\n%s\n", verb, usersAbout)
+		return errUsage
+	}
 	if err := parseFlagsArgs(fs, args[1:], usersAbout, stdout, stderr); err != nil {
 		return err
 	}
@@ -136,10 +142,8 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", u.Username, u.Email, u.Name, u.Role, u.CreatedAt.Format(time.RFC3339), disabled)
 		}
 		return tw.Flush()
-	default:
-		fmt.Fprintf(stderr, "unknown users command %q\n\n%s\n", verb, usersAbout)
-		return errUsage
 	}
+	return nil // unreachable: verbs are checked above
 }
 
 func findUser(ctx context.Context, db store.Store, login string) (store.User, error) {
