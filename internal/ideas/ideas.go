@@ -32,13 +32,13 @@ type Store interface {
 
 // Idea is the client's view of an idea.
 type Idea struct {
-	ID           string  `json:"id"`
-	Content      string  `json:"content"`
-	Impact       int     `json:"impact"`
-	Ease         int     `json:"ease"`
-	Confidence   int     `json:"confidence"`
-	AverageScore float64 `json:"average_score"`
-	CreatedAt    int64   `json:"created_at"`
+	ID           string `json:"id"`
+	Content      string `json:"content"`
+	Impact       int    `json:"impact"`
+	Ease         int    `json:"ease"`
+	Confidence   int    `json:"confidence"`
+	AverageScore Score  `json:"average_score"`
+	CreatedAt    int64  `json:"created_at"`
 }
 
 // Input is the body of a create or update. Scores are pointers so that a
@@ -166,5 +166,5 @@ func notFound() error { return apperr.New(apperr.NotFound, "idea not found") }
 
 func view(i store.Idea) Idea {
 	return Idea{ID: i.ID, Content: i.Content, Impact: i.Impact, Ease: i.Ease, Confidence: i.Confidence,
-		AverageScore: float64(i.Impact+i.Ease+i.Confidence) / 3, CreatedAt: i.CreatedAt.Unix()}
+		AverageScore: Score(float64(i.Impact+i.Ease+i.Confidence) / 3), CreatedAt: i.CreatedAt.Unix()}
 }
