@@ -152,6 +152,10 @@ func testSignupDuplicate(t *testing.T, s *server) {
 	for _, e := range []string{local + "@Example.COM", strings.ToLower(local) + "@example.com", strings.ToUpper(local) + "@EXAMPLE.COM"} {
 		r := s.do(t, "POST", "/users", map[string]any{"email": e, "name": "Other", "password": "Other-Pass-9"})
 		expect(t, r, http.StatusConflict)
+		// The message names what is taken: the email (no username was sent).
+		if msg, _ := r.object(t)["message"].(string); !strings.Contains(msg, "email") || strings.Contains(msg, "username") {
+			t.Errorf("%s: message %q, want it to say the email is taken", r, msg)
+		}
 	}
 	// Racing signups for one address (in different cases): exactly one wins,
 	// the others get 409, never a 5xx.
@@ -428,8 +432,9 @@ func testTokenTransport(t *testing.T, s *server) {
 func testIdeaCreate(t *testing.T, s *server) {
 	u := s.signup(t, "create")
 	i := s.createIdea(t, u.JWT, "the-content", 8, 8, 8)
-	if avg, _ := i.AverageScore.Float64(); avg != 8 {
-		t.Errorf("average_score = %s, want 8", i.AverageScore)
+	// Written as the document shows it: 8.0, not 8.
+	if i.AverageScore != "8.0" {
+		t.Errorf("average_score = %s, want 8.0", i.AverageScore)
 	}
 	i = s.createIdea(t, u.JWT, "mean", 3, 8, 8)
 	if avg, _ := i.AverageScore.Float64(); avg < 6.3333333 || avg > 6.3333334 {

@@ -40,21 +40,24 @@ func checkDiscovery(t *testing.T, s *server, r response) {
 	if u, err := url.Parse(uri); err != nil || !u.IsAbs() || u.Host == "" {
 		t.Errorf("%s: jwks_uri %q is not absolute", r, uri)
 	}
-	found := false
-	for k, v := range d {
-		if !strings.Contains(k, "alg") {
-			continue
-		}
-		if list, ok := v.([]any); ok {
-			for _, a := range list {
-				if a == s.alg() {
-					found = true
-				}
+	lists := func(member, alg string) bool {
+		list, _ := d[member].([]any)
+		for _, a := range list {
+			if a == alg {
+				return true
 			}
 		}
+		return false
 	}
-	if !found {
-		t.Errorf("%s: no supported-algorithms member lists %s", r, s.alg())
+	if !lists("id_token_signing_alg_values_supported", s.alg()) {
+		t.Errorf("%s: id_token_signing_alg_values_supported lacks the signing algorithm %s", r, s.alg())
+	}
+	// Client JWTs (the JSON-RPC dialect) may be HS256 with a client secret,
+	// or signed with a registered key.
+	for _, alg := range []string{"HS256", "RS256", "ES256", "EdDSA"} {
+		if !lists("token_endpoint_auth_signing_alg_values_supported", alg) {
+			t.Errorf("%s: token_endpoint_auth_signing_alg_values_supported lacks %s", r, alg)
+		}
 	}
 }
 

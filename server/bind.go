@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/ideapool/ideapool/internal/apperr"
 )
@@ -46,6 +47,11 @@ func readBody(r *http.Request) (body, error) {
 	case len(trimmed) == 0:
 		return body{json: map[string]json.RawMessage{}}, nil
 	case trimmed[0] == '{' || trimmed[0] == '[' || mediaType == "application/json":
+		// JSON text is UTF-8 (RFC 8259); encoding/json would quietly
+		// store U+FFFD for every bad byte.
+		if !utf8.Valid(trimmed) {
+			return body{}, apperr.New(apperr.BadRequest, "the body is not valid UTF-8")
+		}
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(trimmed, &m); err != nil || m == nil {
 			return body{}, apperr.New(apperr.BadRequest, "the body is not a JSON object: send {\"field\": value, ...}")

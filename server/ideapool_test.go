@@ -26,9 +26,10 @@ func TestSignupValidation(t *testing.T) {
 		"password over 1024 bytes": {map[string]any{"email": "a@example.com", "name": "A", "password": "aB3" + strings.Repeat("x", 1022)}, 422, "password"},
 		"blank name":               {map[string]any{"email": "a@example.com", "name": "  ", "password": "the-Secret-123"}, 422, "name"},
 		"bad username":             {map[string]any{"email": "a@example.com", "name": "A", "password": "the-Secret-123", "username": "a b"}, 422, "username"},
-		"email taken in any case":  {map[string]any{"email": "taken@EXAMPLE.com", "name": "A", "password": "the-Secret-123"}, 409, ""},
+		"email taken in any case":  {map[string]any{"email": "taken@EXAMPLE.com", "name": "A", "password": "the-Secret-123"}, 409, "email"},
 		"malformed JSON":           {`{"email":`, 400, ""},
 		"JSON array":               {`[1,2]`, 400, ""},
+		"JSON not UTF-8":           {"{\"email\":\"a@example.com\",\"name\":\"A\xff\",\"password\":\"the-Secret-123\"}", 400, ""},
 		"body over 1 MiB":          {`{"name":"` + strings.Repeat("x", 1<<20) + `"}`, 413, ""},
 	}
 	for name, tc := range tests {

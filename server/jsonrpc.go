@@ -42,6 +42,8 @@ const (
 	rpcReplayed           = -32008 // jti already used
 	rpcMalformedAssertion = -32009 // no or garbled Authorization header, or a JWT that is not one
 	rpcInvalidRefresh     = -32010 // refresh token unknown, revoked, or reused (which revokes its session)
+	rpcNotYetValid        = -32011 // the client JWT's nbf is ahead
+	rpcExpBeforeIat       = -32012 // the client JWT's exp is before its iat
 	rpcTokenExpired       = -32019 // the client JWT's exp has passed (seed's code)
 	rpcRefreshExpired     = -32020 // the session behind the refresh token has expired (seed's code)
 )
@@ -63,6 +65,8 @@ var rpcMessages = map[int]string{
 	rpcReplayed:           "JWT already used",
 	rpcMalformedAssertion: "Malformed client assertion",
 	rpcInvalidRefresh:     "Invalid refresh token",
+	rpcNotYetValid:        "JWT not yet valid",
+	rpcExpBeforeIat:       "JWT expires before it was issued",
 	rpcTokenExpired:       "Token has expired",
 	rpcRefreshExpired:     "Refresh token has expired",
 }
@@ -79,6 +83,8 @@ var assertionCodes = map[accounts.AssertionReason]int{
 	accounts.AssertionTooLong:        rpcLifetimeTooLong,
 	accounts.AssertionIssuedInFuture: rpcIssuedInFuture,
 	accounts.AssertionReplayed:       rpcReplayed,
+	accounts.AssertionNotYetValid:    rpcNotYetValid,
+	accounts.AssertionExpBeforeIat:   rpcExpBeforeIat,
 }
 
 // maxBatch bounds the calls of one batch: each may cost a signature check

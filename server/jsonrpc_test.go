@@ -383,6 +383,11 @@ func TestJSONRPCAuthenticate(t *testing.T) {
 			c["iat"], c["exp"] = now.Add(2*time.Minute).Unix(), now.Add(4*time.Minute).Unix()
 		})), code: -32007},
 		"too long":    {authz: bearer(hs(func(c jwt.MapClaims) { c["exp"] = now.Add(6 * time.Minute).Unix() })), code: -32006},
+		"nbf ahead":   {authz: bearer(hs(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Minute).Unix() })), code: -32011},
+		"nbf garbled": {authz: bearer(hs(func(c jwt.MapClaims) { c["nbf"] = "soon" })), code: -32009},
+		"exp before iat": {authz: bearer(hs(func(c jwt.MapClaims) {
+			c["iat"], c["exp"] = now.Add(30*time.Second).Unix(), now.Add(20*time.Second).Unix()
+		})), code: -32012},
 		"wrong aud":   {authz: bearer(hs(func(c jwt.MapClaims) { c["aud"] = "https://elsewhere.example" })), code: -32005},
 		"aud list":    {authz: bearer(hs(func(c jwt.MapClaims) { c["aud"] = []string{"x", "y"} })), code: -32005},
 		"wrong iss":   {authz: bearer(hs(func(c jwt.MapClaims) { c["iss"] = ecID })), code: -32004},
@@ -418,6 +423,13 @@ func TestJSONRPCAuthenticate(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("nbf passed", func(t *testing.T) {
+		a := hs(func(c jwt.MapClaims) { c["nbf"] = now.Add(-time.Second).Unix() })
+		if v := ts.rpcAuthenticate(t, hsID, a); v.Result == nil {
+			t.Fatalf("an nbf in the past: %+v", v.Error)
+		}
+	})
 
 	t.Run("replayed jti", func(t *testing.T) {
 		a := hs(func(jwt.MapClaims) {})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
 )
 
@@ -49,8 +50,8 @@ func (s *Server) discovery(c *gin.Context) {
 		"response_types_supported":              []string{"token", "id_token"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": s.tokens.Algorithms(),
-		"token_endpoint_auth_signing_alg_values_supported": s.tokens.Algorithms(),
-		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "name"},
+		"token_endpoint_auth_signing_alg_values_supported": accounts.ClientAssertionAlgorithms,
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "name", "auth_time", "email_verified"},
 	})
 }
 

@@ -251,7 +251,14 @@ func (s *Service) Register(ctx context.Context, r SignupRequest, role store.Role
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		var c *store.ConflictError
 		if errors.As(err, &c) {
-			return store.User{}, apperr.Newf(apperr.Conflict, "%s is already taken", c.Field)
+			field := c.Field
+			if username == email {
+				// The username defaulted to the email and a username never
+				// holds an "@": the taken one is this email.
+				field = "email"
+			}
+			return store.User{}, &apperr.Error{Code: apperr.Conflict, Message: field + " is already taken",
+				Fields: map[string]string{field: "is already taken"}}
 		}
 		return store.User{}, fmt.Errorf("register user: %w", err)
 	}
@@ -284,9 +291,14 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 		keys, limits = append(keys, "addr:"+addr), append(limits, s.throttle.MaxPerAddr)
 	}
 	now := s.now()
+	var accountFailures int
 	for i, key := range keys {
-		if err := s.checkThrottle(ctx, key, limits[i], now); err != nil {
+		n, err := s.checkThrottle(ctx, key, limits[i], now)
+		if err != nil {
 			return Grant{}, err
+		}
+		if i == 0 {
+			accountFailures = n
 		}
 	}
 	if !found {
@@ -303,9 +315,12 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 		return Grant{}, s.fail(ctx, keys, ReasonDisabled, now)
 	}
 	// Only the account's count is cleared: a success with one account must
-	// not reset an address that is guessing others.
-	if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
-		return Grant{}, fmt.Errorf("login: %w", err)
+	// not reset an address that is guessing others. Most logins have no
+	// failures to clear, and skip the write.
+	if accountFailures > 0 {
+		if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
+			return Grant{}, fmt.Errorf("login: %w", err)
+		}
 	}
 	return s.startSession(ctx, u, "")
 }
@@ -323,13 +338,15 @@ func (s *Service) fail(ctx context.Context, keys []string, reason string, now ti
 	return apperr.New(apperr.Unauthorized, badCredentials)
 }
 
-func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now time.Time) error {
+// checkThrottle returns the failures of key within the window, or an error
+// when they reached limit.
+func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now time.Time) (int, error) {
 	n, oldest, err := s.store.LoginFailures(ctx, key, now.Add(-s.throttle.Window).UTC())
 	if err != nil {
-		return fmt.Errorf("check login throttle: %w", err)
+		return 0, fmt.Errorf("check login throttle: %w", err)
 	}
 	if n < limit {
-		return nil
+		return n, nil
 	}
 	s.obs.LoginFailed(DialectOf(ctx), ReasonThrottled)
 	wait := oldest.Add(s.throttle.Window).Sub(now)
@@ -339,7 +356,7 @@ func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now 
 	}
 	e := apperr.New(apperr.TooManyRequests, "too many failed logins for "+what+"; try again later")
 	e.RetryAfter = time.Duration(math.Ceil(max(wait, time.Second).Seconds())) * time.Second
-	return e
+	return n, e
 }
 
 // Logout ends the session of refresh if it belongs to userID. Like RFC 7009

@@ -35,6 +35,8 @@ const (
 	AssertionTooLong        AssertionReason = "lifetime_too_long" // exp - iat over 5 minutes
 	AssertionIssuedInFuture AssertionReason = "issued_in_future"  // iat more than 60 s ahead
 	AssertionReplayed       AssertionReason = "replayed"          // jti already used
+	AssertionNotYetValid    AssertionReason = "not_yet_valid"     // nbf is ahead
+	AssertionExpBeforeIat   AssertionReason = "exp_before_iat"    // exp is before iat
 )
 
 // AssertionError is a refused client assertion (RFC 7523).
@@ -174,6 +176,7 @@ type clientClaims struct {
 	iss, sub, jti string
 	aud           []string
 	exp, iat      time.Time
+	nbf           *time.Time // optional
 }
 
 // assertionClaims decodes the claim set; every mandatory claim must be
@@ -211,6 +214,13 @@ func assertionClaims(payload []byte) (clientClaims, error) {
 			return clientClaims{}, err
 		}
 	}
+	if v, ok := raw["nbf"]; ok && string(v) != "null" {
+		var nbf time.Time
+		if err := num("nbf", &nbf); err != nil {
+			return clientClaims{}, err
+		}
+		c.nbf = &nbf
+	}
 	var one string
 	if json.Unmarshal(raw["aud"], &one) == nil {
 		c.aud = []string{one}
@@ -220,10 +230,16 @@ func assertionClaims(payload []byte) (clientClaims, error) {
 	return c, nil
 }
 
+// check applies RFC 7523 section 3 to the claims, allowing assertionLeeway
+// of clock difference on exp and nbf.
 func (c clientClaims) check(clientID, audience string, now time.Time) error {
 	switch {
 	case !now.Before(c.exp.Add(assertionLeeway)):
 		return refuse(AssertionExpired, "exp has passed")
+	case c.nbf != nil && c.nbf.After(now.Add(assertionLeeway)):
+		return refuse(AssertionNotYetValid, "nbf is in the future")
+	case c.exp.Before(c.iat):
+		return refuse(AssertionExpBeforeIat, "exp is before iat")
 	case c.iss != clientID || c.sub != clientID:
 		return refuse(AssertionWrongIssuer, "iss and sub must both be the client id")
 	case !slices.Contains(c.aud, audience):

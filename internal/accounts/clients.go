@@ -148,6 +148,11 @@ func parseClientKey(raw []byte) (jwk.Key, error) {
 }
 
 // clientAlgorithm is the one algorithm accepted for a registered key.
+// ClientAssertionAlgorithms are the algorithms a client JWT may be signed
+// with: HS256 with a client secret, or the one algorithm of a registered
+// key's type (clientAlgorithm).
+var ClientAssertionAlgorithms = []string{"HS256", "RS256", "ES256", "EdDSA"}
+
 func clientAlgorithm(k jwk.Key) (jwa.SignatureAlgorithm, error) {
 	switch k.KeyType() {
 	case jwa.RSA():

@@ -170,7 +170,9 @@ func (s *Service) retry(ctx context.Context, rt store.RefreshToken, sess store.S
 				if rotate != RotateRefreshToken {
 					// The answer has no room for the successor: a 200
 					// here would leave the client holding a dead token.
-					return "", refreshError(ErrRefreshInvalid)
+					// Nothing is revoked, and the message says so.
+					return "", &apperr.Error{Code: apperr.Unauthorized, Err: ErrRefreshInvalid,
+						Message: "this refresh token was replaced a moment ago by the one another request received; use that one"}
 				}
 				return next, nil
 			}

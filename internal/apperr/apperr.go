@@ -34,7 +34,8 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	// Fields maps a request field to what is wrong with it (for Invalid).
+	// Fields maps a request field to what is wrong with it (for Invalid,
+	// and for Conflict: the field whose value is taken).
 	Fields map[string]string
 	// RetryAfter is set for TooManyRequests.
 	RetryAfter time.Duration
