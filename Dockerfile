@@ -19,6 +19,12 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ideapool /out/kubectl-ideapool /usr/local/bin/
+# Every password hash allocates and drops 19 MiB. With Go's default
+# (MADV_DONTNEED) freed pages go back to the kernel and the next hash faults
+# them in again: about 700 page faults and 6 ms of CPU per login, a fifth of
+# its cost. With MADV_FREE the kernel reclaims them only when it needs memory
+# (make bench measures the server with this setting too).
+ENV GODEBUG=madvdontneed=0
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/ideapool"]
 CMD ["serve"]

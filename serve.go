@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime"
 	"strings"
 	"time"
 
@@ -49,6 +51,7 @@ type serveConfig struct {
 	rotationInterval time.Duration
 	logLevel         string
 	shutdownTimeout  time.Duration
+	pprof            bool
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -67,11 +70,12 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.publishAhead, "key-publish-ahead", time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
 	fs.DurationVar(&c.clockSkew, "clock-skew", time.Minute, "largest clock difference assumed between replicas and verifiers")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
-	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Fewer keeps other requests fast during a login flood, at the cost of login throughput")
+	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
 	fs.StringVar(&c.keyAlgorithm, "key-algorithm", "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles (net/http/pprof) under /debug/pprof/ on the metrics listener; off by default, since profiles show internals: keep that port private")
 }
 
 // validate checks the flags once and names the bad one.
@@ -173,7 +177,19 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := server.RegisterActiveKey(reg, tokens.ActiveKeyID); err != nil {
 		return err
 	}
-	hasher, err := password.NewHasher(password.OWASP, rand.Reader, cfg.hashConcurrency)
+	// A password hash is 20 ms of CPU in goroutines that argon2 starts and
+	// Go's scheduler runs next on the P that started them: with as many Ps
+	// as CPUs, a login flood holds every P and other requests queue behind
+	// it (p99 of reads 8x during a flood). One more P per hashing slot
+	// keeps a CPU's worth of Ps for the rest, and the kernel shares the
+	// CPUs between them (2x).
+	cpus := runtime.GOMAXPROCS(0)
+	hashSlots := cfg.hashConcurrency
+	if hashSlots == 0 {
+		hashSlots = cpus
+	}
+	runtime.GOMAXPROCS(cpus + hashSlots)
+	hasher, err := password.NewHasher(password.OWASP, rand.Reader, hashSlots)
 	if err != nil {
 		return err
 	}
@@ -202,6 +218,12 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	metricsSrv := newHTTPServer(cfg.metricsListen, metricsMux, log)
+	if cfg.pprof {
+		mountPprof(metricsMux)
+		// A CPU profile streams for its ?seconds=; net/http/pprof refuses
+		// one longer than the write timeout.
+		metricsSrv.WriteTimeout = maxProfile + 10*time.Second
+	}
 
 	var lc net.ListenConfig
 	apiLn, err := lc.Listen(ctx, "tcp", cfg.listen)
@@ -214,7 +236,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("--metrics-listen: %w", err)
 	}
 	log.Info("serving", "listen", apiLn.Addr().String(), "metrics_listen", metricsLn.Addr().String(),
-		"issuer", cfg.issuer, "active_kid", tokens.ActiveKeyID(), "version", version)
+		"issuer", cfg.issuer, "active_kid", tokens.ActiveKeyID(), "pprof", cfg.pprof, "password_hash_slots", hashSlots, "gomaxprocs", runtime.GOMAXPROCS(0), "version", version)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
@@ -239,6 +261,19 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// maxProfile is the longest CPU or trace profile --pprof serves.
+const maxProfile = 5 * time.Minute
+
+// mountPprof adds net/http/pprof's handlers to mux, which (unlike the
+// package's import side effect) touches no global mux.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {

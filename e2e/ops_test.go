@@ -254,3 +254,32 @@ func TestCLI(t *testing.T) {
 		t.Errorf("ideapool serve --no-such-flag did not exit (killed: %v)", <-done)
 	}
 }
+
+// TestPprof: profiles are served only when asked for, and only on the
+// metrics listener.
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		args        []string
+		wantMetrics int // GET /debug/pprof/ on the metrics listener
+	}{
+		"off by default": {wantMetrics: http.StatusNotFound},
+		"--pprof":        {args: []string{"--pprof"}, wantMetrics: http.StatusOK},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, tc.args...)
+			expect(t, s.doURL(t, "GET", s.MetricsBase+"/debug/pprof/", nil, false), tc.wantMetrics)
+			// Never on the API port, whatever the flag.
+			expect(t, s.do(t, "GET", "/debug/pprof/", nil), http.StatusNotFound)
+			if tc.wantMetrics == http.StatusOK {
+				r := s.doURL(t, "GET", s.MetricsBase+"/debug/pprof/profile?seconds=1", nil, false)
+				expect(t, r, http.StatusOK)
+				if len(r.Body) == 0 {
+					t.Error("an empty CPU profile")
+				}
+			}
+		})
+	}
+}

@@ -46,18 +46,15 @@ func (b *backendRun) add(r row) {
 }
 
 func runBackend(ctx context.Context, opts options, bin, dir, name, database string) ([]row, error) {
-	ports, err := freePorts(ctx, 3)
+	ports, err := freePorts(ctx, 2)
 	if err != nil {
 		return nil, err
 	}
 	b := &backendRun{opts: opts, name: name, spec: serverSpec{
 		bin: bin, database: database, keys: "file:" + filepath.Join(dir, "keyset.json"), algorithm: opts.algorithm,
 		listen: ports[0], metrics: ports[1], logPath: filepath.Join(dir, "server.log"),
-		extraArgs: opts.serverArgs, readyPolled: 2 * time.Millisecond,
+		extraArgs: opts.serverArgs, readyPolled: 2 * time.Millisecond, pprof: opts.pprofDir != "", godebug: opts.godebug,
 	}}
-	if opts.pprofDir != "" {
-		b.spec.pprof = ports[2]
-	}
 	logf("%s: server log in %s", name, b.spec.logPath)
 
 	// A first server creates the schema and the keyset, and the accounts
@@ -217,7 +214,7 @@ func (b *backendRun) measure(ctx context.Context, p *process) error {
 	if err != nil {
 		return err
 	}
-	if b.spec.pprof != "" {
+	if b.spec.pprof {
 		if err := b.spec.fetchProfile(ctx, "heap", filepath.Join(b.opts.pprofDir, b.name+"-1-ideas.heap.pprof")); err != nil {
 			return err
 		}
@@ -508,7 +505,7 @@ func logf(format string, args ...any) {
 // window of the workload about to start (with -pprof); the returned
 // function waits for it.
 func (b *backendRun) profile(ctx context.Context, workload string) (wait func()) {
-	if b.spec.pprof == "" {
+	if !b.spec.pprof {
 		return func() {}
 	}
 	file := filepath.Join(b.opts.pprofDir, b.name+"-"+slug(workload)+".cpu.pprof")

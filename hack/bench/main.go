@@ -40,6 +40,7 @@ type options struct {
 	algorithm         string
 	refreshAlgorithms []string
 	serverArgs        []string
+	godebug           string
 	out               string
 	cpuProfile        string
 	pprofDir          string
@@ -70,10 +71,11 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&backends, "backends", "sqlite,postgres", "comma-separated backends to run: sqlite, postgres (needs IDEAPOOL_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.algorithm, "key-algorithm", "RS256", "key algorithm of the measured server: RS256, ES256 or EdDSA")
 	fs.StringVar(&refreshAlgs, "refresh-algorithms", "ES256,EdDSA", "other algorithms whose refresh throughput is shown for comparison (empty for none)")
+	fs.StringVar(&o.godebug, "godebug", "madvdontneed=0", "GODEBUG of the server; the default is the image's (Dockerfile), empty is Go's defaults")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of `ideapool serve`, space-separated (for example --log-level=warn)")
 	fs.StringVar(&o.out, "out", "hack/bench/results/latest.json", "JSON results file; relative paths are under the module root")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the load generator and the floors) to this file")
-	fs.StringVar(&o.pprofDir, "pprof", "", "save CPU profiles of the server over each workload's window, and a heap profile after workload 1, into this directory (builds the server with net/http/pprof on another loopback port)")
+	fs.StringVar(&o.pprofDir, "pprof", "", "save CPU profiles of the server over each workload's window, and a heap profile after workload 1, into this directory (runs the server with --pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -168,7 +170,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			return err
 		}
 	}
-	bin, err := buildServer(ctx, root, tmp, opts.pprofDir != "")
+	bin, err := buildServer(ctx, root, tmp)
 	if err != nil {
 		return err
 	}
@@ -177,7 +179,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Warmup: opts.warmup.String(), Duration: opts.duration.String(),
 		Connections: opts.connections, LoginConnections: opts.loginConnections, KeyAlgorithm: opts.algorithm,
-		ServerArgs: opts.serverArgs}
+		ServerArgs: opts.serverArgs, ServerGODEBUG: opts.godebug}
 	logf("%s", rep.header())
 	for _, backend := range opts.backends {
 		dir := filepath.Join(tmp, backend)

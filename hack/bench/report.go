@@ -135,14 +135,15 @@ type report struct {
 	LoginConnections int       `json:"login_connections"`
 	KeyAlgorithm     string    `json:"key_algorithm"`
 	ServerArgs       []string  `json:"server_args,omitempty"`
+	ServerGODEBUG    string    `json:"server_godebug,omitempty"`
 	Rows             []row     `json:"rows"`
 }
 
 func (rep report) header() string {
 	return fmt.Sprintf("ideapool bench, %s, %s: GOMAXPROCS=%d, %d CPUs, shared by the load generator and the server (and whatever else runs here)\n"+
-		"each workload: %s warm-up, %s measured, closed loop on loopback; %d connections (logins %d); key %s",
+		"each workload: %s warm-up, %s measured, closed loop on loopback; %d connections (logins %d); key %s; server GODEBUG=%s",
 		rep.Started.Format(time.RFC3339), rep.GoVersion, rep.GOMAXPROCS, rep.NumCPU,
-		rep.Warmup, rep.Duration, rep.Connections, rep.LoginConnections, rep.KeyAlgorithm)
+		rep.Warmup, rep.Duration, rep.Connections, rep.LoginConnections, rep.KeyAlgorithm, rep.ServerGODEBUG)
 }
 
 // writeTable prints the header, the table (Markdown, so that it can be

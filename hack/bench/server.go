@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,50 +35,11 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// pprofOverlay is added to package main with -pprof, through go build
-// -overlay: the service itself has no profiling endpoint, and the tree is
-// left untouched.
-const pprofOverlay = `package main
-
-import (
-	"net/http"
-	_ "net/http/pprof"
-	"os"
-	"time"
-)
-
-func init() {
-	addr := os.Getenv("BENCH_PPROF_LISTEN")
-	if addr == "" {
-		return
-	}
-	srv := &http.Server{Addr: addr, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.ListenAndServe() }()
-}
-`
-
 // buildServer compiles ideapool into dir with the version "bench" (without
-// -trimpath, so that the build cache of tests and go run is reused). With
-// withPprof, net/http/pprof listens on $BENCH_PPROF_LISTEN.
-func buildServer(ctx context.Context, root, dir string, withPprof bool) (string, error) {
+// -trimpath, so that the build cache of tests and go run is reused).
+func buildServer(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "ideapool")
-	args := []string{"build", "-ldflags", "-X main.version=bench", "-o", bin}
-	if withPprof {
-		src := filepath.Join(dir, "bench_pprof.go")
-		if err := os.WriteFile(src, []byte(pprofOverlay), 0o600); err != nil {
-			return "", err
-		}
-		overlay, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(root, "zz_bench_pprof.go"): src}})
-		if err != nil {
-			return "", err
-		}
-		path := filepath.Join(dir, "overlay.json")
-		if err := os.WriteFile(path, overlay, 0o600); err != nil {
-			return "", err
-		}
-		args = append(args, "-overlay", path)
-	}
-	cmd := exec.CommandContext(ctx, "go", append(args, ".")...) //nolint:gosec // fixed arguments and our own paths
+	cmd := exec.CommandContext(ctx, "go", "build", "-ldflags", "-X main.version=bench", "-o", bin, ".") //nolint:gosec // fixed arguments and our own paths
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -98,7 +58,8 @@ type serverSpec struct {
 	listen      string // 127.0.0.1:PORT
 	metrics     string // 127.0.0.1:PORT
 	logPath     string
-	pprof       string // 127.0.0.1:PORT of net/http/pprof, "" without -pprof
+	pprof       bool   // serve --pprof: profiles on the metrics listener
+	godebug     string // the server's GODEBUG
 	extraArgs   []string
 	readyPolled time.Duration // how often /readyz is polled while starting
 }
@@ -131,13 +92,13 @@ func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) 
 		"--access-token-ttl", "1h",
 		"--shutdown-timeout", "5s",
 	}, s.extraArgs...)
+	if s.pprof {
+		args = append(args, "--pprof")
+	}
 	// Not CommandContext: stop() ends the server with SIGTERM, not SIGKILL.
 	cmd := exec.Command(s.bin, args...) //nolint:gosec,noctx // our own freshly built binary
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = serverEnv()
-	if s.pprof != "" {
-		cmd.Env = append(cmd.Env, "BENCH_PPROF_LISTEN="+s.pprof)
-	}
+	cmd.Env = serverEnv(s.godebug)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &process{cmd: cmd, log: lf, exited: make(chan struct{})}
 	t0 := time.Now()
@@ -154,13 +115,17 @@ func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) 
 }
 
 // serverEnv is our environment without IDEAPOOL_ variables, which would
-// otherwise configure the server behind the flags' back.
-func serverEnv() []string {
+// otherwise configure the server behind the flags' back, and with godebug
+// (the image's GODEBUG, see the Dockerfile) as GODEBUG.
+func serverEnv(godebug string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IDEAPOOL_") {
+		if !strings.HasPrefix(kv, "IDEAPOOL_") && !strings.HasPrefix(kv, "GODEBUG=") {
 			env = append(env, kv)
 		}
+	}
+	if godebug != "" {
+		env = append(env, "GODEBUG="+godebug)
 	}
 	return env
 }
@@ -355,7 +320,7 @@ func postgresDatabase(ctx context.Context, baseURL string) (string, func() error
 // fetchProfile saves a profile of the server (path and query of
 // /debug/pprof, e.g. "profile?seconds=5" or "heap") to file.
 func (s serverSpec) fetchProfile(ctx context.Context, query, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.pprof+"/debug/pprof/"+query, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metrics+"/debug/pprof/"+query, nil)
 	if err != nil {
 		return err
 	}
