@@ -31,6 +31,7 @@ type operatorConfig struct {
 	appImage       string
 	watchNamespace string
 	logLevel       string
+	concurrency    int
 }
 
 func (c *operatorConfig) register(fs *flag.FlagSet) {
@@ -48,6 +49,8 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.watchNamespace, "watch-namespace", "",
 		"reconcile IdeasApps of this namespace only; empty watches every namespace")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&c.concurrency, "max-concurrent-reconciles", 4,
+		"IdeasApps reconciled at once (one IdeasApp is never reconciled twice at once); more shortens a rotation across many IdeasApps, each RSA key generation takes a core for a moment")
 }
 
 func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -61,6 +64,9 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	if cfg.appImage == "" {
 		return errors.New("--app-image: must not be empty")
+	}
+	if cfg.concurrency < 1 {
+		return errors.New("--max-concurrent-reconciles: must be at least 1")
 	}
 
 	slogger, err := newLogger(stderr, cfg.logLevel)
@@ -103,6 +109,8 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		Keys:      keyset.NewGenerator(rand.Reader),
 		Recorder:  mgr.GetEventRecorder("ideapool-operator"),
 		AppImage:  cfg.appImage,
+
+		MaxConcurrentReconciles: cfg.concurrency,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up controller: %w", err)
@@ -114,7 +122,7 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return err
 	}
 	log.Info("starting operator", "version", version, "app_image", cfg.appImage,
-		"watch_namespace", cfg.watchNamespace, "leader_elect", cfg.leaderElect)
+		"watch_namespace", cfg.watchNamespace, "leader_elect", cfg.leaderElect, "max_concurrent_reconciles", cfg.concurrency)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -57,6 +58,12 @@ type IdeasAppReconciler struct {
 	Recorder events.EventRecorder
 	// AppImage is the server image when spec.image is empty.
 	AppImage string
+	// MaxConcurrentReconciles is how many IdeasApps are reconciled at once
+	// (never the same one twice at once); 0 means 1.
+	MaxConcurrentReconciles int
+
+	// writes are the keyset Secrets as this reconciler last wrote them.
+	writes ownWrites
 }
 
 // +kubebuilder:rbac:groups=ideapool.dev,resources=ideasapps,verbs=get;list;watch
@@ -302,7 +309,7 @@ func (r *IdeasAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.IdeasApp{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.WithPredicates(r.writes.predicate())).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
@@ -312,5 +319,6 @@ func (r *IdeasAppReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Named("ideasapp").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.MaxConcurrentReconciles, 1)}).
 		Complete(r)
 }

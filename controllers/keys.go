@@ -155,6 +155,7 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 		sec.Data = map[string][]byte{}
 	}
 	sec.Data[KeysetDataKey] = data
+	r.writes.expect(&sec)
 	if exists {
 		err = r.Update(ctx, &sec, client.FieldOwner(FieldOwner))
 	} else {

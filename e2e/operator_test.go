@@ -58,7 +58,7 @@ type cluster struct {
 	rawConfig  []byte
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
@@ -138,11 +138,20 @@ func (c *cluster) kubectl(t *testing.T, stdin string, args ...string) string {
 
 // startOperator runs `ideapool operator` against the cluster until the test
 // ends, and checks it stops cleanly on SIGTERM.
-func (c *cluster) startOperator(t *testing.T) *syncBuffer {
+func (c *cluster) startOperator(t testing.TB) *syncBuffer {
+	t.Helper()
+	logs, _ := c.runOperator(t)
+	return logs
+}
+
+// runOperator is startOperator with extra flags (a later flag wins); it
+// also returns the process, whose memory a benchmark reads.
+func (c *cluster) runOperator(t testing.TB, extra ...string) (*syncBuffer, *os.Process) {
 	t.Helper()
 	logs := &syncBuffer{}
-	cmd := exec.Command(binary, "operator", "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--leader-elect=false", "--app-image=example.com/ideapool:e2e")
+	args := append([]string{"operator", "--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--leader-elect=false", "--app-image=example.com/ideapool:e2e"}, extra...)
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(cleanEnv(), "KUBECONFIG="+c.kubeconfig)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -165,7 +174,7 @@ func (c *cluster) startOperator(t *testing.T) *syncBuffer {
 			t.Logf("operator logs:\n%s", logs)
 		}
 	})
-	return logs
+	return logs, cmd.Process
 }
 
 // appKey is one row of the IdeasApp's status.keys.
