@@ -19,6 +19,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ideapool /out/kubectl-ideapool /usr/local/bin/
+# The image's own name (make docker-build passes IMG): the operator runs
+# IdeasApps on the image it runs itself, unless --app-image or spec.image
+# say otherwise.
+ARG IMAGE=ghcr.io/ideapool/ideapool:dev
+ENV IDEAPOOL_APP_IMAGE=${IMAGE}
 # Every password hash allocates and drops 19 MiB. With Go's default
 # (MADV_DONTNEED) freed pages go back to the kernel and the next hash faults
 # them in again: about 700 page faults and 6 ms of CPU per login, a fifth of

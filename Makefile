@@ -102,7 +102,7 @@ CHART := charts/ideapool
 
 .PHONY: docker-build
 docker-build: ## Build the image IMG (default ghcr.io/ideapool/ideapool:VERSION) from the Dockerfile.
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg IMAGE=$(IMG) -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the image IMG.

@@ -269,9 +269,39 @@ func TestHelmLintAndTemplate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, o := range parseManifests(t, out) {
+		objs := parseManifests(t, out)
+		for _, o := range objs {
 			if o.kind() != "CustomResourceDefinition" && len(o.name()) > 63 {
 				t.Errorf("%s name %q is %d characters", o.kind(), o.name(), len(o.name()))
+			}
+		}
+		// The operator names the IdeasApp's own Deployment and
+		// ServiceAccount after the IdeasApp: the chart's must never be
+		// called the same, however the names are cut.
+		apps := find(objs, "IdeasApp")
+		if len(apps) != 1 {
+			t.Fatalf("want one IdeasApp, got %d", len(apps))
+		}
+		for _, kind := range []string{"Deployment", "ServiceAccount"} {
+			for _, o := range find(objs, kind) {
+				if o.name() == apps[0].name() {
+					t.Errorf("the chart's %s is named %q, as the IdeasApp whose own %s the operator makes", kind, o.name(), kind)
+				}
+			}
+		}
+	})
+
+	t.Run("the helm test pod is no endpoint of the app's Service", func(t *testing.T) {
+		// The default release name gives the IdeasApp the release's name,
+		// which is the instance label the app's Service selects.
+		objs := helmTemplate(t, bins["helm4"], "")
+		for _, o := range objs {
+			if o.kind() != "Pod" {
+				continue
+			}
+			l := o.meta("labels")
+			if l["app.kubernetes.io/name"] == "ideapool" && l["app.kubernetes.io/instance"] == "ideapool" {
+				t.Errorf("the test pod %s matches the app Service's selector name=ideapool,instance=ideapool: %v", o.name(), l)
 			}
 		}
 	})
@@ -524,16 +554,17 @@ func startBareCluster(t *testing.T) *cluster {
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// TestChartAndKustomizeOnAPIServer installs, upgrades and uninstalls the
-// chart with both Helm majors on one real API server, with the operator
-// reconciling what the chart created.
-func TestChartAndKustomizeOnAPIServer(t *testing.T) {
-	bins := helmBinaries(t)
-	start := time.Now()
-	c := startBareCluster(t)
-	kubectl := filepath.Join(c.assets, "kubectl")
+// chartTools are the helpers of the chart tests on cluster c: helm runs a
+// Helm major against it; waitChildren waits for the operator's children of
+// IdeasApp ns/name, with wantTTL as the access token lifetime in its
+// ConfigMap; crdExists tells whether the IdeasApp CRD is there.
+func chartTools(c *cluster, bins map[string]string) (
+	helm func(t *testing.T, major string, args ...string) string,
+	waitChildren func(t *testing.T, ns, name, wantTTL string),
+	crdExists func() bool,
+) {
 	kenv := []string{"KUBECONFIG=" + c.kubeconfig}
-	helm := func(t *testing.T, major string, args ...string) string {
+	helm = func(t *testing.T, major string, args ...string) string {
 		t.Helper()
 		out, err := runTool(kenv, "", bins[major], args...)
 		if err != nil {
@@ -542,16 +573,9 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 		return out
 	}
 	ctx := context.Background()
-	nsFor := func(t *testing.T, ns string) {
-		t.Helper()
-		_, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-	}
 	// waitChildren waits for the operator's children of IdeasApp ns/name and
 	// returns the access token lifetime in its ConfigMap once it is want.
-	waitChildren := func(t *testing.T, ns, name, wantTTL string) {
+	waitChildren = func(t *testing.T, ns, name, wantTTL string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -577,9 +601,31 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	crdExists := func() bool {
+	crdExists = func() bool {
 		_, err := c.dynamic.Resource(crdGVR).Get(ctx, "ideasapps.ideapool.dev", metav1.GetOptions{})
 		return err == nil
+	}
+
+	return helm, waitChildren, crdExists
+}
+
+// TestChartAndKustomizeOnAPIServer installs, upgrades and uninstalls the
+// chart with both Helm majors on one real API server, with the operator
+// reconciling what the chart created.
+func TestChartAndKustomizeOnAPIServer(t *testing.T) {
+	bins := helmBinaries(t)
+	start := time.Now()
+	c := startBareCluster(t)
+	kubectl := filepath.Join(c.assets, "kubectl")
+	kenv := []string{"KUBECONFIG=" + c.kubeconfig}
+	ctx := context.Background()
+	helm, waitChildren, crdExists := chartTools(c, bins)
+	nsFor := func(t *testing.T, ns string) {
+		t.Helper()
+		_, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
 	}
 
 	// Helm 4 on a cluster that has never seen the CRD: the chart creates it
@@ -638,6 +684,17 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 		waitChildren(t, ns4, rel4, "3m0s")
 	})
 
+	// Revision 1 made the IdeasApp in a hook, so its manifest lacks it:
+	// rolling back to it must not delete the app with its keys and data.
+	t.Run("helm4 rollback to the first revision keeps the IdeasApp", func(t *testing.T) {
+		helm(t, "helm4", "rollback", rel4, "1", "--namespace", ns4)
+		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns4).Get(ctx, rel4, metav1.GetOptions{}); err != nil {
+			t.Fatalf("after helm rollback %s 1 the IdeasApp is gone (app.keep defaults to true): %v", rel4, err)
+		}
+		helm(t, "helm4", "upgrade", rel4, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=3m")
+		waitChildren(t, ns4, rel4, "3m0s")
+	})
+
 	// Helm 3 on a cluster that already has the CRD (crds.enabled=false:
 	// the CRD belongs to the other release).
 	const ns3, rel3 = "team-three", "pool3"
@@ -650,10 +707,13 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 		waitChildren(t, ns3, app3, "7m0s")
 	})
 
-	t.Run("helm uninstall keeps the CRD", func(t *testing.T) {
+	t.Run("helm uninstall keeps the CRD and the IdeasApp", func(t *testing.T) {
 		out := helm(t, "helm4", "uninstall", rel4, "--namespace", ns4)
 		if !crdExists() {
 			t.Fatalf("after helm uninstall with crds.keep=true the CRD is gone:\n%s", out)
+		}
+		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns4).Get(ctx, rel4, metav1.GetOptions{}); err != nil {
+			t.Errorf("after helm uninstall with app.keep=true the IdeasApp is gone: %v", err)
 		}
 		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns3).Get(ctx, app3, metav1.GetOptions{}); err != nil {
 			t.Errorf("after uninstalling one release, the other release's IdeasApp is gone: %v", err)
@@ -661,11 +721,37 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 		helm(t, "helm3", "uninstall", rel3, "--namespace", ns3)
 	})
 
-	t.Run("helm3 reinstall adopts the kept CRD and upgrades", func(t *testing.T) {
-		helm(t, "helm3", "install", rel4, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=4m")
+	// Helm 3's install adopts an existing object without patching it (its
+	// original is taken to be the new manifest) unless told
+	// --take-ownership, which merges three ways against the live object,
+	// as the README says.
+	t.Run("helm3 reinstall adopts the kept CRD and IdeasApp and upgrades", func(t *testing.T) {
+		helm(t, "helm3", "install", rel4, chartDir, "--namespace", ns4, "--take-ownership", "--set", "app.spec.tokens.accessTokenTTL=4m")
 		waitChildren(t, ns4, rel4, "4m0s")
 		helm(t, "helm3", "upgrade", rel4, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=5m")
 		waitChildren(t, ns4, rel4, "5m0s")
+	})
+
+	// Helm 3 on a cluster without the CRD (a second API server): the
+	// IdeasApp comes from the post-install hook, and the first upgrade
+	// adopts it. Helm 3's upgrade adopts without patching (even with
+	// --take-ownership, which only its install merges against the live
+	// object), so that one upgrade takes --force, as the README says.
+	t.Run("helm3 on a fresh cluster: the first upgrade applies with --force", func(t *testing.T) {
+		fresh := startBareCluster(t)
+		fresh.startOperator(t)
+		helm3, waitFresh, _ := chartTools(fresh, bins)
+		const rel = "fresh3"
+		notes := helm3(t, "helm3", "install", rel, chartDir, "--namespace", ns4, "--create-namespace")
+		if !strings.Contains(notes, "pass --force to your first `helm upgrade`") {
+			t.Errorf("the NOTES of a Helm 3 install on a fresh cluster do not say to pass --force to the first upgrade:\n%s", notes)
+		}
+		app := rel + "-ideapool"
+		waitFresh(t, ns4, app, "10m0s")
+		helm3(t, "helm3", "upgrade", rel, chartDir, "--namespace", ns4, "--force", "--set", "app.spec.tokens.accessTokenTTL=6m")
+		waitFresh(t, ns4, app, "6m0s")
+		helm3(t, "helm3", "upgrade", rel, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=8m")
+		waitFresh(t, ns4, app, "8m0s")
 	})
 	t.Logf("chart on the API server: %s", time.Since(start).Round(100*time.Millisecond))
 }

@@ -35,9 +35,14 @@ workloads' selectors must never match each other's pods.
 {{- printf "%s-operator" (include "ideapool.name" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Name of the operator's Deployment, Roles and bindings. */}}
+{{/*
+Name of the operator's Deployment, Roles and bindings. The full name is cut
+first so that "-operator" always survives: otherwise a long release name
+would give the operator's objects the very name of the IdeasApp's own
+Deployment and ServiceAccount, which the operator then takes over.
+*/}}
 {{- define "ideapool.operator.fullname" -}}
-{{- printf "%s-operator" (include "ideapool.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-operator" (include "ideapool.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 
 {{/* The operator's ServiceAccount. */}}
@@ -81,6 +86,19 @@ app.kubernetes.io/version: {{ (default .Chart.AppVersion .Values.image.tag) | tr
 {{- define "ideapool.labels" -}}
 app.kubernetes.io/name: {{ include "ideapool.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "ideapool.commonLabels" . }}
+{{- end }}
+
+{{/*
+Labels of the helm test pod. Its name label is not the chart name: the
+IdeasApp's Service selects name=ideapool and instance=<IdeasApp name>, which
+is the release name by default, and the test pod must never become an
+endpoint of the Service it tests.
+*/}}
+{{- define "ideapool.test.labels" -}}
+app.kubernetes.io/name: {{ printf "%s-test" (include "ideapool.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
 {{ include "ideapool.commonLabels" . }}
 {{- end }}
 
