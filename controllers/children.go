@@ -126,7 +126,14 @@ func serverArgs(app *v1alpha1.IdeasApp, s settings) []string {
 		"--issuer=" + s.issuer,
 		fmt.Sprintf("--keys=kubernetes:%s/%s", app.Namespace, KeysetSecretName(app.Name)),
 		fmt.Sprintf("--config=kubernetes:%s/%s", app.Namespace, ConfigMapName(app.Name)),
+		// The whole signing policy, not only what the server acts on:
+		// serve checks it at start, and its defaults may not fit the spec
+		// (a jwksMaxAge of 2h against the default publish-ahead of 1h).
 		"--jwks-max-age=" + s.policy.JWKSMaxAge.String(),
+		"--key-publish-ahead=" + s.policy.PublishAhead.String(),
+		"--clock-skew=" + s.policy.ClockSkew.String(),
+		"--key-rotation-interval=" + s.policy.RotationInterval.String(),
+		"--key-algorithm=" + string(s.policy.Algorithm),
 	}
 	if s.sqlite != nil {
 		args = append(args, "--database=sqlite:"+dataDir+"/ideapool.db")

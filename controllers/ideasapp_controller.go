@@ -123,7 +123,9 @@ func (r *IdeasAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 		recordKeyMetrics(app.Namespace, app.Name, keys.keys, keys.rotations, now)
 		st.LastRotateRequest, st.LastRevokeRequest = keys.handledRotate, keys.handledRevoke
+		previous := st.ActiveKeyID
 		setKeyStatus(st, keys.keys, now)
+		r.noteScheduledSwitch(&app, keys, previous, st.ActiveKeyID)
 		if _, ok := keyset.Signing(keys.keys, now); ok {
 			msg := "a key signs; no next key scheduled"
 			if st.NextRotationTime != nil {
@@ -186,6 +188,29 @@ func (r *IdeasAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, failure
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(keys.keys, now)}, nil
+}
+
+// noteScheduledSwitch emits the Activated event of a key that started
+// signing by the schedule alone: the switch happens on every replica's
+// clock without a write, so no change of this reconcile names it. The
+// reconcile that the schedule wakes at that instant sees it first.
+func (r *IdeasAppReconciler) noteScheduledSwitch(app *v1alpha1.IdeasApp, keys keysOutcome, previous, active string) {
+	if previous == "" || active == "" || previous == active {
+		return
+	}
+	for _, c := range keys.changes {
+		if c.Kind == keyset.Activated && c.KeyID == active {
+			return // this reconcile made the switch and has said so
+		}
+	}
+	at := ""
+	for _, k := range keys.keys.Keys {
+		if k.ID == active {
+			at = k.ActiveAt.UTC().Format(time.RFC3339)
+		}
+	}
+	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, string(keyset.Activated), "RotateKeys",
+		"key %s signs from %s as scheduled; key %s stopped signing and stays published for verification", active, at, previous)
 }
 
 // requeueAfter is the time until the keyset next changes on its own,

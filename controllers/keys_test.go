@@ -103,12 +103,22 @@ func TestScheduledRotation(t *testing.T) {
 		t.Errorf("%d keys signed over %s, want 4 (one per %s interval)", len(signers), end.Sub(t0), interval)
 	}
 	kinds := map[string]int{}
-	for _, e := range r.drainEvents() {
+	events := r.drainEvents()
+	for _, e := range events {
 		kinds[strings.Fields(e)[1]]++
 	}
 	for _, k := range []string{"Generated", "Activated", "Retired", "Removed"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s event; events by reason: %v", k, kinds)
+		}
+	}
+	// Every key that signed was announced when it started, the scheduled
+	// switches (made by the clock, not by a write) included.
+	for _, kid := range signers {
+		if !slices.ContainsFunc(events, func(e string) bool {
+			return strings.Fields(e)[1] == "Activated" && strings.Contains(e, kid)
+		}) {
+			t.Errorf("no Activated event names key %s; events:\n%s", kid, strings.Join(events, "\n"))
 		}
 	}
 	if got := testutil.ToFloat64(keyRotations.WithLabelValues(ns, "sched", "Schedule")); got != 3 {

@@ -332,13 +332,29 @@ spec:
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// The server as the Deployment runs it, with the pods' ServiceAccount.
-	s := startServerOpts(t, serverOptions{port: port,
-		args: []string{
-			"--keys=kubernetes:" + ns + "/" + opAppName + "-keyset",
-			"--config=kubernetes:" + ns + "/" + opAppName + "-config",
-			"--jwks-max-age=" + opJWKSMaxAge.String(),
-		},
+	// The server with the arguments of the Deployment the operator made
+	// (but the addresses and the database, which are the harness's), and
+	// with the pods' ServiceAccount.
+	var args []string
+	deadline = time.Now().Add(30 * time.Second)
+	for len(args) == 0 {
+		dep, err := c.client.AppsV1().Deployments(ns).Get(context.Background(), opAppName, metav1.GetOptions{})
+		if err == nil && len(dep.Spec.Template.Spec.Containers) == 1 {
+			for _, a := range dep.Spec.Template.Spec.Containers[0].Args[1:] { // after "serve"
+				if !strings.HasPrefix(a, "--listen=") && !strings.HasPrefix(a, "--metrics-listen=") && !strings.HasPrefix(a, "--database=") {
+					args = append(args, a)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the operator did not create the Deployment within 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Contains(args, "--keys=kubernetes:"+ns+"/"+opAppName+"-keyset") || !slices.Contains(args, "--jwks-max-age="+opJWKSMaxAge.String()) {
+		t.Fatalf("the Deployment's arguments %q lack the keyset Secret or the JWKS max-age", args)
+	}
+	s := startServerOpts(t, serverOptions{port: port, args: args,
 		env: []string{"KUBECONFIG=" + c.kubeconfigAs(t, ns, opAppName)},
 	})
 	s.Alg, s.TTL = "ES256", opAccessTTL

@@ -229,6 +229,14 @@ func (d *draft) plan(p Policy, now time.Time) {
 // signing, and un-schedules the retirement of the last key (its successor
 // was revoked; a new one is scheduled next). Retirements already in the
 // past are left alone: tokens were issued against them.
+//
+// The tokens a key signed so far were issued under the lifetimes of their
+// day, each capped at the key's removal time of that day: when the
+// retirement moves, the old window (removal minus retirement) moves with it,
+// never past the old removal time, so a rotation requested after the
+// lifetimes were lowered still covers the longer tokens issued before. And
+// when lifetimes grow, the removal time of a key that still signs grows with
+// them, so the next token gets the new lifetime whole.
 func (d *draft) normalize(p Policy, now time.Time) {
 	slices.SortStableFunc(d.keys, byActiveAt)
 	for i := range d.keys {
@@ -241,12 +249,19 @@ func (d *draft) normalize(p Policy, now time.Time) {
 			continue
 		}
 		succ := d.keys[i+1].ActiveAt
-		if k.RetiredAt != nil && k.RetiredAt.Equal(succ) {
+		ra := p.removeAfter(succ)
+		if k.RetiredAt != nil && k.RemoveAfter != nil {
+			carried := succ.Add(k.RemoveAfter.Sub(*k.RetiredAt))
+			if carried.After(*k.RemoveAfter) {
+				carried = *k.RemoveAfter
+			}
+			ra = maxTime(ra, carried)
+		}
+		if k.RetiredAt != nil && k.RetiredAt.Equal(succ) && k.RemoveAfter.Equal(ra) {
 			continue
 		}
-		ra := p.removeAfter(succ)
 		k.RetiredAt, k.RemoveAfter = &succ, &ra
-		if k.ID != "" && !equalTime(d.orig[k.ID].RetiredAt, k.RetiredAt) {
+		if o := d.orig[k.ID]; k.ID != "" && (!equalTime(o.RetiredAt, k.RetiredAt) || !equalTime(o.RemoveAfter, k.RemoveAfter)) {
 			d.note(ReasonActivate, "key %s retires at %s when the next key signs, leaves the JWKS after %s", k.ID, stamp(succ), stamp(ra))
 		}
 	}

@@ -377,3 +377,63 @@ func TestRevoke(t *testing.T) {
 		}
 	})
 }
+
+// TestLifetimeChanges: the removal time of a key covers every token it
+// signed under the lifetimes of their day, and a key that still signs
+// covers the next token's whole lifetime.
+func TestLifetimeChanges(t *testing.T) {
+	g := newDetGen(7)
+	// Booted at t0 with tokens of 1h: key 0 signs, key 1 is next at 10h.
+	boot, _, err := keyset.Advance(keyset.Keyset{}, testPolicy, t0, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(ttl time.Duration) keyset.Policy { p := testPolicy; p.MaxTokenTTL = ttl; return p }
+	tests := map[string]struct {
+		policy keyset.Policy
+		now    time.Time
+		rotate bool // request a rotation, else only advance
+		// wantRemove is key 0's removal time: at least as late as every
+		// token it signed (with 1h tokens until now) plus the clock skew.
+		wantRemove time.Time
+	}{
+		"lifetimes lowered, then a rotation requested": {
+			policy: with(5 * time.Minute), now: at(5 * time.Hour), rotate: true,
+			// Tokens of 1h signed until 5h; removal at 5h + 1h + 1m.
+			wantRemove: at(6*time.Hour + time.Minute),
+		},
+		"lifetimes unchanged, a rotation requested": {
+			policy: testPolicy, now: at(5 * time.Hour), rotate: true,
+			wantRemove: at(6*time.Hour + time.Minute),
+		},
+		"lifetimes raised while the key signs": {
+			policy: with(3 * time.Hour), now: at(2 * time.Hour),
+			// It signs until 10h, now with 3h tokens.
+			wantRemove: at(13*time.Hour + time.Minute),
+		},
+		"lifetimes lowered while the key signs": {
+			policy: with(5 * time.Minute), now: at(2 * time.Hour),
+			// Tokens of 1h may have been signed until the change: the old
+			// removal time stays.
+			wantRemove: at(11*time.Hour + time.Minute),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var ks keyset.Keyset
+			var err error
+			if tc.rotate {
+				ks, _, err = keyset.RequestRotation(boot, tc.policy, tc.now, g)
+			} else {
+				ks, _, err = keyset.Advance(boot, tc.policy, tc.now, g)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := ks.Keys[0]
+			if k.ID != boot.Keys[0].ID || k.RemoveAfter == nil || !k.RemoveAfter.Equal(tc.wantRemove) {
+				t.Errorf("key %s removed after %v, want %s", k.ID, k.RemoveAfter, tc.wantRemove)
+			}
+		})
+	}
+}
