@@ -28,6 +28,7 @@ type operatorConfig struct {
 	metricsSecure  bool
 	probeAddr      string
 	leaderElect    bool
+	leaderNS       string
 	appImage       string
 	watchNamespace string
 	logLevel       string
@@ -44,6 +45,8 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 		"address of the /healthz and /readyz probe endpoints")
 	fs.BoolVar(&c.leaderElect, "leader-elect", false,
 		"elect a leader through a Lease so that only one operator replica reconciles (on in the in-cluster Deployment)")
+	fs.StringVar(&c.leaderNS, "leader-election-namespace", "",
+		"namespace of the leader-election Lease; empty means the operator's own (found in cluster; required with --leader-elect outside one)")
 	fs.StringVar(&c.appImage, "app-image", "ghcr.io/ideapool/ideapool:"+version,
 		"ideapool server image of IdeasApps that set no spec.image")
 	fs.StringVar(&c.watchNamespace, "watch-namespace", "",
@@ -96,6 +99,7 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		HealthProbeBindAddress:        cfg.probeAddr,
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              "ideapool-operator.ideapool.dev",
+		LeaderElectionNamespace:       cfg.leaderNS,
 		LeaderElectionReleaseOnCancel: true,
 		Logger:                        log,
 	})

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/kubeclient"
 )
 
@@ -188,8 +189,12 @@ func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid
 		return err
 	}
 	known := make([]string, len(keys))
+	state := ""
 	for i, k := range keys {
 		known[i] = k.KID
+		if k.KID == kid {
+			state = k.State
+		}
 	}
 	if !slices.Contains(known, kid) {
 		return fmt.Errorf("ideasapp %s has no key %q (its keys: %s)", name, kid, strings.Join(known, ", "))
@@ -197,7 +202,15 @@ func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid
 	if err := annotate(ctx, apps, name, annotationRevoke, kid); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "ideasapp/%s: revocation of key %s requested (%s); a fresh key signs at once\n", name, kid, annotationRevoke)
+	// What the operator does depends on the key's state (internal/keyset.Revoke).
+	effect := "it is removed from the JWKS"
+	switch state {
+	case string(keyset.StateActive):
+		effect = "a fresh key signs at once and the revoked one leaves the JWKS"
+	case string(keyset.StateNext):
+		effect = "it never signs: a new next key replaces it"
+	}
+	_, err = fmt.Fprintf(stdout, "ideasapp/%s: revocation of key %s requested (%s); %s\n", name, kid, annotationRevoke, effect)
 	return err
 }
 
