@@ -150,7 +150,8 @@ func (r *IdeasAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		failures = append(failures, err)
 	}
 
-	if err := r.applyChildren(ctx, &app, s); err != nil {
+	monitorPending, err := r.applyChildren(ctx, &app, s)
+	if err != nil {
 		failures = append(failures, err)
 	}
 
@@ -187,8 +188,18 @@ func (r *IdeasAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if failure != nil {
 		return ctrl.Result{}, failure
 	}
-	return ctrl.Result{RequeueAfter: requeueAfter(keys.keys, now)}, nil
+	after := requeueAfter(keys.keys, now)
+	if monitorPending {
+		// Nothing watches for the monitoring API to appear: look again
+		// soon rather than at the next key change.
+		after = min(after, monitorRecheck)
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
 }
+
+// monitorRecheck is how soon an IdeasApp that asks for a ServiceMonitor
+// looks again for the monitoring.coreos.com API.
+const monitorRecheck = 5 * time.Minute
 
 // noteScheduledSwitch emits the Activated event of a key that started
 // signing by the schedule alone: the switch happens on every replica's
@@ -230,8 +241,9 @@ func (r *IdeasAppReconciler) patchStatus(ctx context.Context, app, base *v1alpha
 	return nil
 }
 
-// applyChildren server-side applies every child but the keyset Secret.
-func (r *IdeasAppReconciler) applyChildren(ctx context.Context, app *v1alpha1.IdeasApp, s settings) error {
+// applyChildren server-side applies every child but the keyset Secret. It
+// reports whether a ServiceMonitor is wanted but its API is not installed.
+func (r *IdeasAppReconciler) applyChildren(ctx context.Context, app *v1alpha1.IdeasApp, s settings) (monitorPending bool, err error) {
 	apply := func(kind string, ac runtime.ApplyConfiguration) error {
 		if err := r.Apply(ctx, ac, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 			return fmt.Errorf("apply %s: %w", kind, err)
@@ -258,31 +270,33 @@ func (r *IdeasAppReconciler) applyChildren(ctx context.Context, app *v1alpha1.Id
 	} else {
 		add(r.deleteOwned(ctx, app, &policyv1.PodDisruptionBudget{}))
 	}
-	add(r.reconcileServiceMonitor(ctx, app, s))
-	return errors.Join(errs...)
+	monitorPending, err = r.reconcileServiceMonitor(ctx, app, s)
+	add(err)
+	return monitorPending, errors.Join(errs...)
 }
 
 // reconcileServiceMonitor creates the ServiceMonitor when asked for and
 // the monitoring.coreos.com API exists, and deletes ours when not asked.
-func (r *IdeasAppReconciler) reconcileServiceMonitor(ctx context.Context, app *v1alpha1.IdeasApp, s settings) error {
+func (r *IdeasAppReconciler) reconcileServiceMonitor(ctx context.Context, app *v1alpha1.IdeasApp, s settings) (pending bool, err error) {
 	gk := schema.GroupKind{Group: monitoringGroup, Kind: serviceMonitorKind}
 	if _, err := r.RESTMapper().RESTMapping(gk, monitoringVersion); err != nil {
 		if s.serviceMonitor {
 			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, v1alpha1.EventServiceMonitorUnsupported, "Reconcile",
-				"spec.metrics.serviceMonitor is set but the %s API is not installed; no ServiceMonitor created", monitoringGroup)
+				"spec.metrics.serviceMonitor is set but the %s API is not installed; no ServiceMonitor created (looking again every %s)",
+				monitoringGroup, monitorRecheck)
 		}
-		return nil
+		return s.serviceMonitor, nil
 	}
 	if s.serviceMonitor {
 		if err := r.Apply(ctx, client.ApplyConfigurationFromUnstructured(serviceMonitor(app)),
 			client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-			return fmt.Errorf("apply ServiceMonitor: %w", err)
+			return false, fmt.Errorf("apply ServiceMonitor: %w", err)
 		}
-		return nil
+		return false, nil
 	}
 	sm := &unstructured.Unstructured{}
 	sm.SetGroupVersionKind(gk.WithVersion(monitoringVersion))
-	return r.deleteOwned(ctx, app, sm)
+	return false, r.deleteOwned(ctx, app, sm)
 }
 
 // deleteOwned deletes obj (named like app) if app controls it.

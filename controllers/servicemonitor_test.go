@@ -46,9 +46,13 @@ func TestServiceMonitor(t *testing.T) {
 	app.Spec.Metrics.ServiceMonitor = true
 	createApp(t, app)
 	r := newTestReconciler(k8sClient, clocktesting.NewFakeClock(t0))
-	r.reconcile(t, app)
+	res := r.reconcile(t, app)
 	if ev := strings.Join(r.drainEvents(), "\n"); !strings.Contains(ev, "Warning "+v1alpha1.EventServiceMonitorUnsupported) {
 		t.Errorf("no %s warning without the API:\n%s", v1alpha1.EventServiceMonitorUnsupported, ev)
+	}
+	// Nothing announces the API's arrival: the reconciler looks again soon.
+	if res.RequeueAfter <= 0 || res.RequeueAfter > monitorRecheck {
+		t.Errorf("RequeueAfter %s while the ServiceMonitor waits for its API, want at most %s", res.RequeueAfter, monitorRecheck)
 	}
 
 	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{
