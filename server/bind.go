@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/ideapool/ideapool/internal/apperr"
@@ -91,25 +92,50 @@ func (p problems) err() error {
 	return apperr.InvalidFields(p)
 }
 
-// str returns a string field; nil when absent. A present non-string is
-// recorded as a problem.
+// str returns a string field; nil when absent. A present non-string, and
+// a string that is not UTF-8 or holds a NUL character (no field may: a
+// form's %FF would otherwise be stored as U+FFFD, and PostgreSQL refuses
+// both), is recorded as a problem.
 func (b body) str(name string, p problems) *string {
-	if b.form != nil {
-		if vs, ok := b.form[name]; ok {
-			return &vs[0]
-		}
-		return nil
-	}
-	raw, ok := b.json[name]
-	if !ok {
-		return nil
-	}
 	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		p[name] = "must be a string"
+	if b.form != nil {
+		vs, ok := b.form[name]
+		if !ok {
+			return nil
+		}
+		s = vs[0]
+	} else {
+		raw, ok := b.json[name]
+		if !ok {
+			return nil
+		}
+		if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+			p[name] = "must be a string"
+			return nil
+		}
+	}
+	if m := textProblem(s); m != "" {
+		p[name] = m
 		return nil
 	}
 	return &s
+}
+
+// textProblem says what is wrong with s as text, "" if nothing.
+func textProblem(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	case strings.ContainsRune(s, 0):
+		return "must not contain NUL characters"
+	}
+	return ""
+}
+
+// validID reports whether a path parameter can name one of our objects at
+// all (ids are short ASCII strings): anything else is simply not found.
+func validID(id string) bool {
+	return id != "" && len(id) <= 128 && textProblem(id) == ""
 }
 
 // requiredStr is str that records a missing field too.

@@ -75,7 +75,7 @@ func newTestServer(t testing.TB) *testServer {
 
 // newReplica is a server on the database at url with the fixed test key:
 // several replicas on one url share users, sessions and throttling.
-func newReplica(t testing.TB, url string, clk *clock) *testServer {
+func newReplica(t testing.TB, url string, clk *clock, wrap ...func(store.Store) accounts.Store) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url, nil)
@@ -95,7 +95,11 @@ func newReplica(t testing.TB, url string, clk *clock) *testServer {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	acct, err := accounts.New(accounts.Config{Store: db, Signer: tokens, Hasher: hasher,
+	var acctStore accounts.Store = db
+	for _, w := range wrap {
+		acctStore = w(db)
+	}
+	acct, err := accounts.New(accounts.Config{Store: acctStore, Signer: tokens, Hasher: hasher,
 		Lifetimes: accounts.Lifetimes{Access: 10 * time.Minute, Refresh: 720 * time.Hour, ID: time.Hour, ReuseGrace: 5 * time.Second},
 		Now:       clk.Now, Rand: rand.Reader})
 	if err != nil {

@@ -1,11 +1,19 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/store"
 )
 
 func TestSignupValidation(t *testing.T) {
@@ -333,5 +341,139 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 	}
 	if r := ts.do(t, "PATCH", "/ideas", nil); r.status != 405 {
 		t.Fatalf("unknown method: %d %s", r.status, r.body)
+	}
+}
+
+// TestThrottleHoldsUnderConcurrentAttempts: attempts that arrive together
+// see each other, so a burst checks no more passwords than the limit,
+// per account and per client address.
+func TestThrottleHoldsUnderConcurrentAttempts(t *testing.T) {
+	tests := map[string]struct {
+		emails    func(i int) string // the login name of attempt i
+		attempts  int
+		maxTried  int // at most this many answered 401 (checked); the rest 429
+		thenRight bool
+	}{
+		"one account": {emails: func(int) string { return "victim@example.com" }, attempts: 30, maxTried: 10, thenRight: true},
+		"one address, many names": {emails: func(i int) string { return fmt.Sprintf("nobody-%d@example.com", i) },
+			attempts: 130, maxTried: 100},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t)
+			ts.signup(t, "victim@example.com")
+			statuses := make(chan int, tc.attempts)
+			var wg sync.WaitGroup
+			for i := range tc.attempts {
+				wg.Go(func() {
+					body, _ := json.Marshal(map[string]any{"email": tc.emails(i), "password": "Wrong-pass-1"})
+					res, err := http.Post(ts.URL+"/access-tokens", "application/json", bytes.NewReader(body))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					res.Body.Close()
+					statuses <- res.StatusCode
+				})
+			}
+			wg.Wait()
+			close(statuses)
+			counts := map[int]int{}
+			for s := range statuses {
+				counts[s]++
+			}
+			if counts[http.StatusUnauthorized] > tc.maxTried || counts[http.StatusUnauthorized]+counts[http.StatusTooManyRequests] != tc.attempts {
+				t.Errorf("%d attempts at once: statuses %v, want at most %d checked (401) and the rest refused (429)",
+					tc.attempts, counts, tc.maxTried)
+			}
+			if tc.thenRight {
+				r := ts.do(t, "POST", "/access-tokens", map[string]any{"email": "victim@example.com", "password": "the-Secret-123"})
+				if counts[http.StatusUnauthorized] == tc.maxTried && r.status != http.StatusTooManyRequests {
+					t.Errorf("the right password after %d failures: %d, want 429", tc.maxTried, r.status)
+				}
+			}
+		})
+	}
+}
+
+// disableDuring is a store on which every session creation is preceded by
+// what `ideapool users disable` does to the account (disable, then revoke
+// its sessions): the disable lands while the login is being checked.
+type disableDuring struct {
+	store.Store
+}
+
+func (d disableDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken) error {
+	at := time.Now().UTC()
+	if err := d.SetUserDisabled(ctx, s.UserID, &at); err != nil {
+		return err
+	}
+	if err := d.RevokeUserSessions(ctx, s.UserID, at); err != nil {
+		return err
+	}
+	return d.Store.CreateSession(ctx, s, rt)
+}
+
+// TestDisableDuringLogin: an account disabled while its login is checked
+// gets no live session.
+func TestDisableDuringLogin(t *testing.T) {
+	url := "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db")
+	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	newReplica(t, url, clk).signup(t, "late@example.com")
+	racy := newReplica(t, url, clk, func(s store.Store) accounts.Store { return disableDuring{s} })
+	r := racy.do(t, "POST", "/access-tokens", map[string]any{"email": "late@example.com", "password": "the-Secret-123"})
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("login while the account is disabled: %d %s, want 401", r.status, r.body)
+	}
+}
+
+// TestTextThatNoBackendStores: NUL characters and bytes that are not UTF-8
+// are refused by name (or, in a path, are simply not found) before any
+// database sees them: PostgreSQL would fail on both.
+func TestTextThatNoBackendStores(t *testing.T) {
+	ts := newTestServer(t)
+	p := ts.signup(t, "text@example.com")
+	form := "application/x-www-form-urlencoded"
+	tests := map[string]struct {
+		method, path string
+		body         string
+		ctype        string
+		auth         bool
+		status       int
+		field        string
+	}{
+		"NUL in a name":        {method: "POST", path: "/users", body: `{"email":"a@example.com","name":"a\u0000b","password":"the-Secret-123"}`, status: 422, field: "name"},
+		"NUL in a login":       {method: "POST", path: "/access-tokens", body: `{"email":"\u0000","password":"the-Secret-123"}`, status: 422, field: "email"},
+		"NUL in idea content":  {method: "POST", path: "/ideas", body: `{"content":"a\u0000b","impact":1,"ease":1,"confidence":1}`, auth: true, status: 422, field: "content"},
+		"form byte not UTF-8":  {method: "POST", path: "/users", body: "email=zz%FFc%40example.com&name=Z&password=the-Secret-123", ctype: form, status: 422, field: "email"},
+		"form NUL":             {method: "POST", path: "/api-clients", body: "name=%00", ctype: form, auth: true, status: 422, field: "name"},
+		"NUL in an idea id":    {method: "DELETE", path: "/ideas/a%00b", auth: true, status: 404},
+		"idea id not UTF-8":    {method: "PUT", path: "/ideas/%FF", body: `{"content":"x","impact":1,"ease":1,"confidence":1}`, auth: true, status: 404},
+		"client id not UTF-8":  {method: "DELETE", path: "/api-clients/a%FFb", auth: true, status: 404},
+		"v1 login NUL":         {method: "POST", path: "/v1/auth", body: `{"username":"\u0000","password":"x"}`, status: 400},
+		"userauth login NUL":   {method: "POST", path: "/api/user/authenticate", body: `{"userName":"\u0000","password":"x"}`, status: 400},
+		"a long unknown login": {method: "POST", path: "/access-tokens", body: `{"email":"` + strings.Repeat("x", 3000) + `","password":"Wrong-pass-1"}`, status: 401},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var h []string
+			if tc.auth {
+				h = auth(p)
+			}
+			var body any
+			if tc.body != "" {
+				body = tc.body
+			}
+			if tc.ctype != "" {
+				h = append(h, "Content-Type", tc.ctype)
+			}
+			r := ts.do(t, tc.method, tc.path, body, h...)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			if tc.field != "" && !strings.Contains(string(r.body), `"`+tc.field+`"`) {
+				t.Errorf("the error does not name %s: %s", tc.field, r.body)
+			}
+		})
 	}
 }

@@ -6,6 +6,8 @@ package accounts
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +39,8 @@ type Store interface {
 	ListAPIClients(ctx context.Context, userID string) ([]store.APIClient, error)
 	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error
 	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
-	RecordLoginFailure(ctx context.Context, key string, at time.Time) error
+	RecordLoginAttempt(ctx context.Context, key, attempt string, at time.Time) error
+	ForgetLoginAttempt(ctx context.Context, key, attempt string) error
 	LoginFailures(ctx context.Context, key string, since time.Time) (int, time.Time, error)
 	ClearLoginFailures(ctx context.Context, key string) error
 }
@@ -282,7 +285,10 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Grant{}, fmt.Errorf("login: %w", err)
 	}
-	keys := []string{"login:" + login}
+	// A name of no account is counted by its digest: any length fits the
+	// index, and the table holds no typed-in secrets by mistake.
+	digest := sha256.Sum256([]byte(login))
+	keys := []string{"login:" + hex.EncodeToString(digest[:16])}
 	if found {
 		keys[0] = "account:" + u.ID
 	}
@@ -291,62 +297,86 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 		keys, limits = append(keys, "addr:"+addr), append(limits, s.throttle.MaxPerAddr)
 	}
 	now := s.now()
-	var accountFailures int
-	for i, key := range keys {
-		n, err := s.checkThrottle(ctx, key, limits[i], now)
-		if err != nil {
-			return Grant{}, err
+	// The attempt counts as a failure under every key before its password
+	// is checked, and only then are the failures counted: concurrent
+	// attempts see each other, so however they arrive, at most the limit
+	// of them is ever checked within a window. A success, or an attempt
+	// refused unchecked, takes its count back.
+	attempt, err := randid.New(s.rand, 16)
+	if err != nil {
+		return Grant{}, err
+	}
+	for _, key := range keys {
+		if err := s.store.RecordLoginAttempt(ctx, key, attempt, now.UTC()); err != nil {
+			s.forgetAttempt(ctx, keys, attempt)
+			return Grant{}, fmt.Errorf("login: %w", err)
 		}
-		if i == 0 {
-			accountFailures = n
+	}
+	for i, key := range keys {
+		if err := s.checkThrottle(ctx, key, limits[i], now); err != nil {
+			s.forgetAttempt(ctx, keys, attempt)
+			return Grant{}, err
 		}
 	}
 	if !found {
 		s.hasher.VerifyDummy(ctx, pw)
-		return Grant{}, s.fail(ctx, keys, ReasonUnknownAccount, now)
+		return Grant{}, s.failed(ctx, ReasonUnknownAccount)
 	}
 	if err := s.hasher.Verify(ctx, u.PasswordHash, pw); err != nil {
 		if errors.Is(err, password.ErrMismatch) {
-			return Grant{}, s.fail(ctx, keys, ReasonBadPassword, now)
+			return Grant{}, s.failed(ctx, ReasonBadPassword)
 		}
+		s.forgetAttempt(ctx, keys, attempt) // nothing was checked
 		return Grant{}, busy(err)
 	}
 	if u.DisabledAt != nil {
-		return Grant{}, s.fail(ctx, keys, ReasonDisabled, now)
+		return Grant{}, s.failed(ctx, ReasonDisabled)
 	}
-	// Only the account's count is cleared: a success with one account must
-	// not reset an address that is guessing others. Most logins have no
-	// failures to clear, and skip the write.
-	if accountFailures > 0 {
-		if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
-			return Grant{}, fmt.Errorf("login: %w", err)
+	// A success clears the account's failures, and takes back only this
+	// attempt from the address: a success with one account must not reset
+	// an address that is guessing others.
+	if err := s.store.ClearLoginFailures(ctx, keys[0]); err != nil {
+		return Grant{}, fmt.Errorf("login: %w", err)
+	}
+	s.forgetAttempt(ctx, keys[1:], attempt)
+	g, err := s.startSession(ctx, u, "")
+	if errors.Is(err, errDisabledMeanwhile) {
+		return Grant{}, s.failed(ctx, ReasonDisabled)
+	}
+	return g, err
+}
+
+// forgetAttempt takes back the count of an attempt under keys, even when
+// ctx has ended (the request timed out: that is when it matters).
+func (s *Service) forgetAttempt(ctx context.Context, keys []string, attempt string) {
+	ctx = context.WithoutCancel(ctx)
+	for _, key := range keys {
+		if err := s.store.ForgetLoginAttempt(ctx, key, attempt); err != nil {
+			s.log.WarnContext(ctx, "could not take back a login attempt; it counts as a failure until the window passes",
+				"error", err)
 		}
 	}
-	return s.startSession(ctx, u, "")
 }
 
 // ErrBadCredentials is the message for every failed login.
 const badCredentials = "invalid email or password"
 
-func (s *Service) fail(ctx context.Context, keys []string, reason string, now time.Time) error {
+// failed is a checked attempt that failed: it stays counted under its
+// keys.
+func (s *Service) failed(ctx context.Context, reason string) error {
 	s.obs.LoginFailed(DialectOf(ctx), reason)
-	for _, key := range keys {
-		if err := s.store.RecordLoginFailure(ctx, key, now.UTC()); err != nil {
-			return fmt.Errorf("record login failure: %w", err)
-		}
-	}
 	return apperr.New(apperr.Unauthorized, badCredentials)
 }
 
-// checkThrottle returns the failures of key within the window, or an error
-// when they reached limit.
-func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now time.Time) (int, error) {
+// checkThrottle refuses an attempt when key had limit failures within the
+// window before it (the count includes the attempt itself).
+func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now time.Time) error {
 	n, oldest, err := s.store.LoginFailures(ctx, key, now.Add(-s.throttle.Window).UTC())
 	if err != nil {
-		return 0, fmt.Errorf("check login throttle: %w", err)
+		return fmt.Errorf("check login throttle: %w", err)
 	}
-	if n < limit {
-		return n, nil
+	if n <= limit {
+		return nil
 	}
 	s.obs.LoginFailed(DialectOf(ctx), ReasonThrottled)
 	wait := oldest.Add(s.throttle.Window).Sub(now)
@@ -356,7 +386,7 @@ func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now 
 	}
 	e := apperr.New(apperr.TooManyRequests, "too many failed logins for "+what+"; try again later")
 	e.RetryAfter = time.Duration(math.Ceil(max(wait, time.Second).Seconds())) * time.Second
-	return n, e
+	return e
 }
 
 // Logout ends the session of refresh if it belongs to userID. Like RFC 7009

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -76,6 +77,12 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	if clientID == "" || assertion == "" || len(assertion) > maxAssertionSize {
 		return Grant{}, refuse(AssertionMalformed, "expected Authorization: Bearer <client_id> <client JWT>")
 	}
+	if len(clientID) > 128 || !utf8.ValidString(clientID) || strings.ContainsRune(clientID, 0) {
+		// No client has such an id (they are short ASCII strings); the
+		// database is not even asked.
+		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
+		return Grant{}, refuse(AssertionUnknownClient, "unknown client")
+	}
 	c, err := s.store.APIClientByID(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
@@ -107,7 +114,11 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	if u.DisabledAt != nil {
 		return Grant{}, refuse(AssertionUnknownClient, "the client's owner is disabled")
 	}
-	return s.startSession(ctx, u, clientID)
+	g, err := s.startSession(ctx, u, clientID)
+	if errors.Is(err, errDisabledMeanwhile) {
+		return Grant{}, refuse(AssertionUnknownClient, "the client's owner is disabled")
+	}
+	return g, err
 }
 
 // checkAssertion verifies the signature and the claims of an assertion.

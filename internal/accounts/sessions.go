@@ -17,6 +17,12 @@ import (
 	"github.com/ideapool/ideapool/internal/token"
 )
 
+// errDisabledMeanwhile means the account was disabled while a login or a
+// client authentication was being checked; callers answer as for a
+// disabled account.
+var errDisabledMeanwhile = &apperr.Error{Code: apperr.Unauthorized, Message: badCredentials,
+	Err: errors.New("account disabled during login")}
+
 // Refresh failures, told apart with errors.Is by dialects that report them
 // differently (JSON-RPC's -32020 for an expired token, say). Both come
 // wrapped in an *apperr.Error with code Unauthorized.
@@ -57,6 +63,22 @@ func (s *Service) startSession(ctx context.Context, u store.User, clientID strin
 		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(lt.Refresh)}
 	if err := s.store.CreateSession(ctx, sess, store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now}); err != nil {
 		return Grant{}, fmt.Errorf("start session: %w", err)
+	}
+	// The caller read the account before a password hash or a client check;
+	// a disable in between revokes the sessions that existed when it ran.
+	// Looking again now that this one exists closes the gap: either the
+	// disable comes later and revokes it, or it is seen here.
+	cur, err := s.store.UserByID(ctx, u.ID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("start session: reload user: %w", err)
+	}
+	if cur.DisabledAt != nil {
+		at := s.now().UTC()
+		if err := s.store.RevokeSession(context.WithoutCancel(ctx), sid, at); err != nil {
+			return Grant{}, fmt.Errorf("start session: revoke the session of a disabled account: %w", err)
+		}
+		s.noteRevoked(sid, at)
+		return Grant{}, errDisabledMeanwhile
 	}
 	g := Grant{User: u, SessionID: sid, ClientID: clientID, AuthTime: now, RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}
 	if err := s.issueAccess(ctx, &g); err != nil {

@@ -71,14 +71,26 @@ func (s *sqlStore) ListAPIClients(ctx context.Context, userID string) ([]APIClie
 	return clients, nil
 }
 
-// RevokeAPIClient revokes client id if userID owns it and it is live; an
-// unknown, foreign or already revoked client is ErrNotFound alike.
+// RevokeAPIClient revokes client id if userID owns it and it is live, and
+// with it, in the same transaction, every live session it started: a
+// revoked client may have been compromised. An unknown, foreign or already
+// revoked client is ErrNotFound alike.
 func (s *sqlStore) RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error {
-	n, err := s.exec(ctx, "UPDATE api_clients SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-		dbTime(at), id, userID)
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.d.bind("UPDATE api_clients SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"),
+			dbTime(at), id, userID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, s.d.bind("UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL"),
+			dbTime(at), id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("revoke api client: %w", err)
 	}

@@ -9,8 +9,25 @@ import (
 
 // RecordLoginFailure notes one failed login under key at `at`.
 func (s *sqlStore) RecordLoginFailure(ctx context.Context, key string, at time.Time) error {
-	if _, err := s.exec(ctx, "INSERT INTO login_failures (key, at) VALUES (?, ?)", key, dbTime(at)); err != nil {
-		return fmt.Errorf("record login failure: %w", err)
+	return s.RecordLoginAttempt(ctx, key, "", at)
+}
+
+// RecordLoginAttempt counts attempt under key at `at` as a failure until
+// ForgetLoginAttempt takes it back.
+func (s *sqlStore) RecordLoginAttempt(ctx context.Context, key, attempt string, at time.Time) error {
+	if _, err := s.exec(ctx, "INSERT INTO login_failures (key, at, attempt) VALUES (?, ?, ?)", key, dbTime(at), attempt); err != nil {
+		return fmt.Errorf("record login attempt: %w", err)
+	}
+	return nil
+}
+
+// ForgetLoginAttempt takes back what RecordLoginAttempt counted.
+func (s *sqlStore) ForgetLoginAttempt(ctx context.Context, key, attempt string) error {
+	if attempt == "" {
+		return fmt.Errorf("forget login attempt: no attempt named")
+	}
+	if _, err := s.exec(ctx, "DELETE FROM login_failures WHERE key = ? AND attempt = ?", key, attempt); err != nil {
+		return fmt.Errorf("forget login attempt: %w", err)
 	}
 	return nil
 }

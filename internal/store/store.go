@@ -160,6 +160,10 @@ type Store interface {
 	// LoginFailures counts failures under key at or after since, and returns
 	// the oldest of them (zero time when count is 0).
 	LoginFailures(ctx context.Context, key string, since time.Time) (count int, oldest time.Time, err error)
+	// RecordLoginAttempt counts a login attempt under key as a failure
+	// before its outcome is known; ForgetLoginAttempt takes it back.
+	RecordLoginAttempt(ctx context.Context, key, attempt string, at time.Time) error
+	ForgetLoginAttempt(ctx context.Context, key, attempt string) error
 	// ClearLoginFailures forgets the failures under key (after a success).
 	ClearLoginFailures(ctx context.Context, key string) error
 	// DeleteLoginFailuresBefore removes failures of every key recorded before

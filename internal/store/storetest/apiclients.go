@@ -94,6 +94,32 @@ func testAPIClients(t *testing.T, open func(t *testing.T) store.Store) {
 		wantEqual(t, "first of the duplicates kept", got, storedAPIClient(newAPIClient("taken", u.ID, base)))
 	})
 
+	t.Run("revoking a client ends the sessions it started", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		ann := mustCreateUser(t, s, newUser("ann"))
+		c := mustCreateAPIClient(t, s, newAPIClient("c1", ann.ID, base))
+		other := mustCreateAPIClient(t, s, newAPIClient("c2", ann.ID, base))
+		byClient, rt1 := newSession("s-client", ann.ID, time.Hour)
+		byClient.ClientID = c.ID
+		byOther, rt2 := newSession("s-other-client", ann.ID, time.Hour)
+		byOther.ClientID = other.ID
+		byPassword, rt3 := newSession("s-password", ann.ID, time.Hour)
+		mustCreateSession(t, s, byClient, rt1)
+		mustCreateSession(t, s, byOther, rt2)
+		mustCreateSession(t, s, byPassword, rt3)
+		wantErr(t, "RevokeAPIClient", s.RevokeAPIClient(ctx, ann.ID, c.ID, at(time.Minute)), nil)
+		for _, tc := range []struct {
+			rt      store.RefreshToken
+			revoked bool
+		}{{rt1, true}, {rt2, false}, {rt3, false}} {
+			_, sess, err := s.RefreshTokenByHash(ctx, tc.rt.Hash)
+			wantErr(t, "RefreshTokenByHash "+tc.rt.SessionID, err, nil)
+			if got := sess.RevokedAt != nil; got != tc.revoked {
+				t.Errorf("session %s revoked %v, want %v", sess.ID, got, tc.revoked)
+			}
+		}
+	})
+
 	t.Run("list newest first, revoked included", func(t *testing.T) {
 		ctx, s := fresh(t, open)
 		ann := mustCreateUser(t, s, newUser("ann"))

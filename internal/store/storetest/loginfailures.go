@@ -51,6 +51,26 @@ func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
 		wantEqual(t, "other key kept", count, 1)
 	})
 
+	t.Run("attempts count until taken back", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		const a = "account:ann@example.com"
+		wantErr(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, a, base), nil)
+		wantErr(t, "RecordLoginAttempt x", s.RecordLoginAttempt(ctx, a, "x", at(time.Second)), nil)
+		wantErr(t, "RecordLoginAttempt y", s.RecordLoginAttempt(ctx, a, "y", at(time.Second)), nil)
+		count, _, err := s.LoginFailures(ctx, a, base)
+		wantErr(t, "LoginFailures", err, nil)
+		wantEqual(t, "failures and pending attempts", count, 3)
+		wantErr(t, "ForgetLoginAttempt x", s.ForgetLoginAttempt(ctx, a, "x"), nil)
+		wantErr(t, "ForgetLoginAttempt x again", s.ForgetLoginAttempt(ctx, a, "x"), nil)
+		wantErr(t, "ForgetLoginAttempt of another key", s.ForgetLoginAttempt(ctx, "ip:192.0.2.1", "y"), nil)
+		count, _, err = s.LoginFailures(ctx, a, base)
+		wantErr(t, "LoginFailures", err, nil)
+		wantEqual(t, "only x taken back", count, 2)
+		if err := s.ForgetLoginAttempt(ctx, a, ""); err == nil {
+			t.Error("ForgetLoginAttempt with no attempt named: no error, want one (it would take back plain failures)")
+		}
+	})
+
 	t.Run("delete before", func(t *testing.T) {
 		ctx, s := fresh(t, open)
 		const a, b = "account:ann@example.com", "ip:192.0.2.1"
