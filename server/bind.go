@@ -53,6 +53,9 @@ func readBody(r *http.Request) (body, error) {
 		if !utf8.Valid(trimmed) {
 			return body{}, apperr.New(apperr.BadRequest, "the body is not valid UTF-8")
 		}
+		if tooDeep(trimmed) {
+			return body{}, apperr.Newf(apperr.BadRequest, "the body is nested more than %d deep", maxJSONDepth)
+		}
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(trimmed, &m); err != nil || m == nil {
 			return body{}, apperr.New(apperr.BadRequest, "the body is not a JSON object: send {\"field\": value, ...}")
@@ -67,6 +70,38 @@ func readBody(r *http.Request) (body, error) {
 	default:
 		return body{}, apperr.Newf(apperr.BadRequest, "unsupported Content-Type %q: send application/json or application/x-www-form-urlencoded", mediaType)
 	}
+}
+
+// maxJSONDepth bounds the nesting of request JSON: no body of ours needs
+// more than a few levels, and encoding/json's own bound is 10,000.
+const maxJSONDepth = 32
+
+// tooDeep reports whether the JSON text b nests objects and arrays more
+// than maxJSONDepth deep (brackets inside strings do not count).
+func tooDeep(b []byte) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > maxJSONDepth {
+				return true
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return false
 }
 
 func tooLarge() error {

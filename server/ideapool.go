@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -204,6 +205,12 @@ func (s *Server) deleteIdea(c *gin.Context) {
 }
 
 func (s *Server) listIdeas(c *gin.Context) {
+	// Go's query parsing drops what it cannot parse (page=3;x would be no
+	// page at all): refuse it instead.
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		writeError(c, s.log, apperr.InvalidFields(map[string]string{"page": "the query string is malformed: send ?page=N"}))
+		return
+	}
 	page := 1
 	if vs, ok := c.GetQueryArray("page"); ok {
 		n, err := strconv.Atoi(vs[0])

@@ -453,6 +453,10 @@ func TestTextThatNoBackendStores(t *testing.T) {
 		"v1 login NUL":         {method: "POST", path: "/v1/auth", body: `{"username":"\u0000","password":"x"}`, status: 400},
 		"userauth login NUL":   {method: "POST", path: "/api/user/authenticate", body: `{"userName":"\u0000","password":"x"}`, status: 400},
 		"a long unknown login": {method: "POST", path: "/access-tokens", body: `{"email":"` + strings.Repeat("x", 3000) + `","password":"Wrong-pass-1"}`, status: 401},
+		"JSON 33 deep":         {method: "POST", path: "/users", body: `{"name":` + strings.Repeat("[", 32) + strings.Repeat("]", 32) + `}`, status: 400},
+		"JSON 32 deep":         {method: "POST", path: "/users", body: `{"name":` + strings.Repeat("[", 31) + strings.Repeat("]", 31) + `}`, status: 422, field: "name"},
+		"brackets in strings":  {method: "POST", path: "/users", body: `{"name":"` + strings.Repeat("[", 100) + `"}`, status: 422, field: "email"},
+		"a malformed query":    {method: "GET", path: "/ideas?page=3;x", auth: true, status: 422, field: "page"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

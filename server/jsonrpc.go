@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -158,8 +159,11 @@ func (s *Server) jsonrpc(c *gin.Context) {
 		return
 	}
 	raw = trimJSONSpace(raw)
-	if !json.Valid(raw) {
-		s.rpcWrite(c, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: newRPCError(rpcParseError, "the body is not valid JSON")})
+	// JSON text is UTF-8: an id with a stray byte would be echoed into an
+	// answer that is not JSON.
+	if !utf8.Valid(raw) || !json.Valid(raw) || tooDeep(raw) {
+		s.rpcWrite(c, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: newRPCError(rpcParseError,
+			fmt.Sprintf("the body is not valid UTF-8 JSON nested at most %d deep", maxJSONDepth))})
 		return
 	}
 	if raw[0] != '[' {

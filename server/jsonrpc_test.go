@@ -53,6 +53,8 @@ func TestJSONRPCProtocol(t *testing.T) {
 		"fractional id kept raw":  {body: `{"jsonrpc":"2.0","method":"nope","id":1.50}`, want: []want{{-32601, "1.50"}}},
 		"huge id kept raw":        {body: `{"jsonrpc":"2.0","method":"nope","id":123456789012345678901234567890}`, want: []want{{-32601, "123456789012345678901234567890"}}},
 		"escaped id kept raw":     {body: `{"jsonrpc":"2.0","method":"nope","id":"a\u00e9\"b"}`, want: []want{{-32601, `"a\u00e9\"b"`}}},
+		"id not UTF-8":            {body: "{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\":\"\xff\"}", want: []want{{-32700, "null"}}},
+		"nested too deep":         {body: `{"jsonrpc":"2.0","method":"nope","params":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `,"id":1}`, want: []want{{-32700, "null"}}},
 		"whitespace around":       {body: " \n\t{\"jsonrpc\":\"2.0\",\"method\":\"nope\",\"id\": 3 }\n", want: []want{{-32601, "3"}}},
 		"batch of one":            {body: `[{"jsonrpc":"2.0","method":"nope","id":3}]`, batch: true, want: []want{{-32601, "3"}}},
 		"invalid notification":    {body: `{"method":"nope"}`, want: []want{{-32600, "null"}}},
