@@ -167,12 +167,6 @@ func textProblem(s string) string {
 	return ""
 }
 
-// validID reports whether a path parameter can name one of our objects at
-// all (ids are short ASCII strings): anything else is simply not found.
-func validID(id string) bool {
-	return id != "" && len(id) <= 128 && textProblem(id) == ""
-}
-
 // requiredStr is str that records a missing field too.
 func (b body) requiredStr(name string, p problems) string {
 	s := b.str(name, p)

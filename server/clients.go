@@ -6,7 +6,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/ideapool/ideapool/internal/accounts"
-	"github.com/ideapool/ideapool/internal/apperr"
 )
 
 // The API clients of a user: machine clients that authenticate at the
@@ -56,10 +55,6 @@ func (s *Server) listClients(c *gin.Context) {
 }
 
 func (s *Server) deleteClient(c *gin.Context) {
-	if !validID(c.Param("id")) {
-		writeError(c, s.log, apperr.New(apperr.NotFound, "API client not found"))
-		return
-	}
 	if err := s.accounts.RevokeClient(c.Request.Context(), claimsOf(c).Subject, c.Param("id")); err != nil {
 		writeError(c, s.log, err)
 		return

@@ -180,10 +180,6 @@ func (s *Server) updateIdea(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	if !validID(c.Param("id")) {
-		writeError(c, s.log, apperr.New(apperr.NotFound, "idea not found"))
-		return
-	}
 	i, err := s.ideas.Update(c.Request.Context(), claimsOf(c).Subject, c.Param("id"), in)
 	if err != nil {
 		writeError(c, s.log, err)
@@ -193,10 +189,6 @@ func (s *Server) updateIdea(c *gin.Context) {
 }
 
 func (s *Server) deleteIdea(c *gin.Context) {
-	if !validID(c.Param("id")) {
-		writeError(c, s.log, apperr.New(apperr.NotFound, "idea not found"))
-		return
-	}
 	if err := s.ideas.Delete(c.Request.Context(), claimsOf(c).Subject, c.Param("id")); err != nil {
 		writeError(c, s.log, err)
 		return

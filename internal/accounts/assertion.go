@@ -11,13 +11,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/randid"
 	"github.com/ideapool/ideapool/internal/store"
 )
 
@@ -77,9 +77,8 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	if clientID == "" || assertion == "" || len(assertion) > maxAssertionSize {
 		return Grant{}, refuse(AssertionMalformed, "expected Authorization: Bearer <client_id> <client JWT>")
 	}
-	if len(clientID) > 128 || !utf8.ValidString(clientID) || strings.ContainsRune(clientID, 0) {
-		// No client has such an id (they are short ASCII strings); the
-		// database is not even asked.
+	if !randid.Plausible(clientID) {
+		// No client has such an id; the database is not even asked.
 		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
 		return Grant{}, refuse(AssertionUnknownClient, "unknown client")
 	}

@@ -93,6 +93,9 @@ func (s *Service) Clients(ctx context.Context, userID string) ([]Client, error) 
 // RevokeClient revokes one of userID's clients; its assertions are refused
 // from now on.
 func (s *Service) RevokeClient(ctx context.Context, userID, id string) error {
+	if !randid.Plausible(id) {
+		return apperr.New(apperr.NotFound, "API client not found")
+	}
 	err := s.store.RevokeAPIClient(ctx, userID, id, s.now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		return apperr.New(apperr.NotFound, "API client not found")
@@ -147,12 +150,12 @@ func parseClientKey(raw []byte) (jwk.Key, error) {
 	return jwk.Import(rawKey)
 }
 
-// clientAlgorithm is the one algorithm accepted for a registered key.
 // ClientAssertionAlgorithms are the algorithms a client JWT may be signed
 // with: HS256 with a client secret, or the one algorithm of a registered
 // key's type (clientAlgorithm).
 var ClientAssertionAlgorithms = []string{"HS256", "RS256", "ES256", "EdDSA"}
 
+// clientAlgorithm is the one algorithm accepted for a registered key.
 func clientAlgorithm(k jwk.Key) (jwa.SignatureAlgorithm, error) {
 	switch k.KeyType() {
 	case jwa.RSA():

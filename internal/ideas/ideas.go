@@ -119,6 +119,9 @@ func (s *Service) Update(ctx context.Context, userID, id string, in Input) (Idea
 	if err := in.Validate(); err != nil {
 		return Idea{}, err
 	}
+	if !randid.Plausible(id) {
+		return Idea{}, notFound()
+	}
 	i, err := s.store.UpdateIdea(ctx, store.Idea{ID: id, UserID: userID, Content: *in.Content,
 		Impact: *in.Impact, Ease: *in.Ease, Confidence: *in.Confidence})
 	if errors.Is(err, store.ErrNotFound) {
@@ -132,6 +135,9 @@ func (s *Service) Update(ctx context.Context, userID, id string, in Input) (Idea
 
 // Delete removes an idea.
 func (s *Service) Delete(ctx context.Context, userID, id string) error {
+	if !randid.Plausible(id) {
+		return notFound()
+	}
 	err := s.store.DeleteIdea(ctx, userID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound()

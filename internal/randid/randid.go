@@ -23,6 +23,25 @@ func New(r io.Reader, n int) (string, error) {
 	return string(buf), nil
 }
 
+// MaxLen is the longest id New is asked for anywhere.
+const MaxLen = 64
+
+// Plausible reports whether id could have come from New: 1 to MaxLen
+// characters of its alphabet. Anything else names nothing, and is refused
+// before a database sees it (PostgreSQL fails on NUL and bytes that are not
+// UTF-8).
+func Plausible(id string) bool {
+	if id == "" || len(id) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'v') {
+			return false
+		}
+	}
+	return true
+}
+
 // Secret returns bits/8 random bytes encoded as unpadded base64url.
 func Secret(r io.Reader, bits int) (string, error) {
 	buf := make([]byte, bits/8)
