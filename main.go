@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -110,9 +111,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 }
 
 // envName is the environment variable of a flag.
-func envName(flagName string) string {
-	return "IDEAPOOL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+func envName(flagName string) string { return contract.EnvName(flagName) }
 
 // parseFlags applies IDEAPOOL_* variables, then the command line, and
 // prints a help that names each flag's variable.

@@ -14,10 +14,11 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/kubeclient"
 )
@@ -26,23 +27,17 @@ import (
 // "kubectl ideapool ...".
 const pluginName = "kubectl-ideapool"
 
-// The IdeasApp resource and the annotations the operator acts on. The
-// plugin reads and patches it as unstructured data, so it does not depend
-// on the operator's Go types.
-var ideasApps = schema.GroupVersionResource{Group: "ideapool.dev", Version: "v1alpha1", Resource: "ideasapps"}
+// The IdeasApp resource. The plugin reads and patches it as unstructured
+// data, so it works against an operator of another release.
+var ideasApps = v1alpha1.GroupVersion.WithResource("ideasapps")
 
-const (
-	annotationRotate = "ideapool.dev/rotate-keys"
-	annotationRevoke = "ideapool.dev/revoke-key"
-)
-
-const pluginUsage = `kubectl ideapool: rotate and revoke the signing keys of an IdeasApp, and show them.
+var pluginUsage = fmt.Sprintf(`kubectl ideapool: rotate and revoke the signing keys of an IdeasApp, and show them.
 
 Usage:
   kubectl ideapool rotate NAME      activate the next key as soon as every verifier can
-                                    have it (annotates ideapool.dev/rotate-keys)
+                                    have it (annotates %s)
   kubectl ideapool revoke NAME KID  stop trusting KID now: a fresh key signs at once
-                                    (annotates ideapool.dev/revoke-key)
+                                    (annotates %s)
   kubectl ideapool keys NAME        print the key table from the IdeasApp's status
 
 Flags:
@@ -50,7 +45,7 @@ Flags:
       --kubeconfig PATH       kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
       --context NAME          kubeconfig context (default: the current one)
   -h, --help                  show this help
-`
+`, contract.AnnotationRotateKeys, contract.AnnotationRevokeKey)
 
 // pluginOptions are the flags every plugin command takes.
 type pluginOptions struct {
@@ -171,11 +166,11 @@ func annotate(ctx context.Context, apps dynamic.ResourceInterface, name, key, va
 func pluginRotate(ctx context.Context, apps dynamic.ResourceInterface, name string, now time.Time, stdout io.Writer) error {
 	// A new value each time: the operator handles each value once.
 	value := now.UTC().Format(time.RFC3339Nano)
-	if err := annotate(ctx, apps, name, annotationRotate, value); err != nil {
+	if err := annotate(ctx, apps, name, contract.AnnotationRotateKeys, value); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(stdout, "ideasapp/%s: rotation requested (%s=%s); the next key signs once every verifier can have it\n",
-		name, annotationRotate, value)
+		name, contract.AnnotationRotateKeys, value)
 	return err
 }
 
@@ -199,7 +194,7 @@ func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid
 	if !slices.Contains(known, kid) {
 		return fmt.Errorf("ideasapp %s has no key %q (its keys: %s)", name, kid, strings.Join(known, ", "))
 	}
-	if err := annotate(ctx, apps, name, annotationRevoke, kid); err != nil {
+	if err := annotate(ctx, apps, name, contract.AnnotationRevokeKey, kid); err != nil {
 		return err
 	}
 	// What the operator does depends on the key's state (internal/keyset.Revoke).
@@ -210,7 +205,7 @@ func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid
 	case string(keyset.StateNext):
 		effect = "it never signs: a new next key replaces it"
 	}
-	_, err = fmt.Fprintf(stdout, "ideasapp/%s: revocation of key %s requested (%s); %s\n", name, kid, annotationRevoke, effect)
+	_, err = fmt.Fprintf(stdout, "ideasapp/%s: revocation of key %s requested (%s); %s\n", name, kid, contract.AnnotationRevokeKey, effect)
 	return err
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/password"
@@ -55,24 +56,24 @@ type serveConfig struct {
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.listen, "listen", ":8080", "address of the HTTP API")
-	fs.StringVar(&c.metricsListen, "metrics-listen", ":9090", "address of the Prometheus /metrics endpoint, kept off the API port")
-	fs.StringVar(&c.database, "database", "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
-	fs.StringVar(&c.keys, "keys", "file:data/keyset.json", "where the signing keyset lives: file:PATH (created with mode 0600 if missing, rotated and reloaded when it changes), or kubernetes:NAMESPACE/SECRET (written and rotated by the operator, watched)")
-	fs.StringVar(&c.config, "config", "", "where token lifetimes may change while running: kubernetes:NAMESPACE/CONFIGMAP or file:PATH (a JSON object with the same keys), watched; empty means the flags only")
-	fs.StringVar(&c.issuer, "issuer", "http://localhost:8080", "iss of every token and base URL of the discovery document and JWKS")
-	fs.DurationVar(&c.accessTTL, "access-token-ttl", 10*time.Minute, "access token lifetime")
-	fs.DurationVar(&c.refreshTTL, "refresh-token-ttl", 720*time.Hour, "refresh token lifetime, absolute from login: refreshing does not extend it")
-	fs.DurationVar(&c.idTTL, "id-token-ttl", time.Hour, "OpenID Connect ID token lifetime (the /v1/auth dialect)")
+	fs.StringVar(&c.listen, contract.FlagListen, ":8080", "address of the HTTP API")
+	fs.StringVar(&c.metricsListen, contract.FlagMetricsListen, ":9090", "address of the Prometheus /metrics endpoint, kept off the API port")
+	fs.StringVar(&c.database, contract.FlagDatabase, "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
+	fs.StringVar(&c.keys, contract.FlagKeys, "file:data/keyset.json", "where the signing keyset lives: file:PATH (created with mode 0600 if missing, rotated and reloaded when it changes), or kubernetes:NAMESPACE/SECRET (written and rotated by the operator, watched)")
+	fs.StringVar(&c.config, contract.FlagConfig, "", "where token lifetimes may change while running: kubernetes:NAMESPACE/CONFIGMAP or file:PATH (a JSON object with the same keys), watched; empty means the flags only")
+	fs.StringVar(&c.issuer, contract.FlagIssuer, "http://localhost:8080", "iss of every token and base URL of the discovery document and JWKS")
+	fs.DurationVar(&c.accessTTL, contract.FlagAccessTokenTTL, 10*time.Minute, "access token lifetime")
+	fs.DurationVar(&c.refreshTTL, contract.FlagRefreshTokenTTL, 720*time.Hour, "refresh token lifetime, absolute from login: refreshing does not extend it")
+	fs.DurationVar(&c.idTTL, contract.FlagIDTokenTTL, time.Hour, "OpenID Connect ID token lifetime (the /v1/auth dialect)")
 	fs.StringVar(&c.idAudience, "id-token-audience", "ideapool", "aud of ID tokens")
-	fs.DurationVar(&c.reuseGrace, "refresh-reuse-grace", 5*time.Second, "how long a rotated-out refresh token may be retried to get the same successor back (0 disables)")
-	fs.DurationVar(&c.jwksMaxAge, "jwks-max-age", 5*time.Minute, "Cache-Control max-age of the JWKS; keys are published at least this plus 1m clock skew before they sign")
-	fs.DurationVar(&c.publishAhead, "key-publish-ahead", time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
-	fs.DurationVar(&c.clockSkew, "clock-skew", time.Minute, "largest clock difference assumed between replicas and verifiers")
+	fs.DurationVar(&c.reuseGrace, contract.FlagRefreshReuseGrace, 5*time.Second, "how long a rotated-out refresh token may be retried to get the same successor back (0 disables)")
+	fs.DurationVar(&c.jwksMaxAge, contract.FlagJWKSMaxAge, 5*time.Minute, "Cache-Control max-age of the JWKS; keys are published at least this plus 1m clock skew before they sign")
+	fs.DurationVar(&c.publishAhead, contract.FlagKeyPublishAhead, time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
+	fs.DurationVar(&c.clockSkew, contract.FlagClockSkew, time.Minute, "largest clock difference assumed between replicas and verifiers")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
 	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
-	fs.StringVar(&c.keyAlgorithm, "key-algorithm", "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
-	fs.DurationVar(&c.rotationInterval, "key-rotation-interval", 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
+	fs.StringVar(&c.keyAlgorithm, contract.FlagKeyAlgorithm, "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
+	fs.DurationVar(&c.rotationInterval, contract.FlagKeyRotationInterval, 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles (net/http/pprof) under /debug/pprof/ on the metrics listener; off by default, since profiles show internals: keep that port private")
@@ -308,7 +309,7 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, grac
 
 func runMigrate(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	database := fs.String("database", "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
+	database := fs.String(contract.FlagDatabase, "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
 	if err := parseFlags(fs, args, "Applies the embedded schema migrations to the database and exits.\n(serve applies them at start too.)", stdout, stderr); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/password"
 	"github.com/ideapool/ideapool/internal/store"
 	"github.com/ideapool/ideapool/internal/token"
@@ -35,7 +36,7 @@ history and process listings).`
 
 func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("users", flag.ContinueOnError)
-	database := fs.String("database", "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
+	database := fs.String(contract.FlagDatabase, "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
 	email := fs.String("email", "", "create: the user's email")
 	name := fs.String("name", "", "create: the user's full name")
 	username := fs.String("username", "", "create: optional username (3-64 letters, digits, '.', '_', '-')")

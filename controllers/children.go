@@ -16,6 +16,7 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // This file builds the desired children of an IdeasApp as server-side apply
@@ -34,15 +35,15 @@ func ownerRef(app *v1alpha1.IdeasApp) *metav1ac.OwnerReferenceApplyConfiguration
 }
 
 func configMap(app *v1alpha1.IdeasApp, s settings) *corev1ac.ConfigMapApplyConfiguration {
-	return corev1ac.ConfigMap(ConfigMapName(app.Name), app.Namespace).
+	return corev1ac.ConfigMap(contract.ConfigMapName(app.Name), app.Namespace).
 		WithLabels(commonLabels(app)).
 		WithOwnerReferences(ownerRef(app)).
 		WithData(map[string]string{
-			ConfigAccessTokenTTL:    s.accessTTL.String(),
-			ConfigRefreshTokenTTL:   s.refreshTTL.String(),
-			ConfigIDTokenTTL:        s.idTTL.String(),
-			ConfigRefreshReuseGrace: s.reuseGrace.String(),
-			ConfigJWKSMaxAge:        s.policy.JWKSMaxAge.String(),
+			contract.SettingAccessTokenTTL:    s.accessTTL.String(),
+			contract.SettingRefreshTokenTTL:   s.refreshTTL.String(),
+			contract.SettingIDTokenTTL:        s.idTTL.String(),
+			contract.SettingRefreshReuseGrace: s.reuseGrace.String(),
+			contract.SettingJWKSMaxAge:        s.policy.JWKSMaxAge.String(),
 		})
 }
 
@@ -62,9 +63,9 @@ func role(app *v1alpha1.IdeasApp) *rbacv1ac.RoleApplyConfiguration {
 		WithOwnerReferences(ownerRef(app)).
 		WithRules(
 			rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("secrets").
-				WithResourceNames(KeysetSecretName(app.Name)).WithVerbs(verbs...),
+				WithResourceNames(contract.KeysetSecretName(app.Name)).WithVerbs(verbs...),
 			rbacv1ac.PolicyRule().WithAPIGroups("").WithResources("configmaps").
-				WithResourceNames(ConfigMapName(app.Name)).WithVerbs(verbs...),
+				WithResourceNames(contract.ConfigMapName(app.Name)).WithVerbs(verbs...),
 		)
 }
 
@@ -83,7 +84,7 @@ func service(app *v1alpha1.IdeasApp, s settings) *corev1ac.ServiceApplyConfigura
 	}
 	if s.metrics {
 		ports = append(ports, corev1ac.ServicePort().WithName("metrics").WithProtocol(corev1.ProtocolTCP).
-			WithPort(metricsPort).WithTargetPort(intstr.FromString("metrics")))
+			WithPort(contract.MetricsPort).WithTargetPort(intstr.FromString("metrics")))
 	}
 	return corev1ac.Service(app.Name, app.Namespace).
 		WithLabels(commonLabels(app)).
@@ -119,26 +120,41 @@ func podDisruptionBudget(app *v1alpha1.IdeasApp) *policyv1ac.PodDisruptionBudget
 
 // serverArgs is the command line of `ideapool serve` in the Deployment.
 func serverArgs(app *v1alpha1.IdeasApp, s settings) []string {
+	port := func(p int) string { return fmt.Sprintf(":%d", p) }
 	args := []string{
 		"serve",
-		fmt.Sprintf("--listen=:%d", httpPort),
-		fmt.Sprintf("--metrics-listen=:%d", metricsPort),
-		"--issuer=" + s.issuer,
-		fmt.Sprintf("--keys=kubernetes:%s/%s", app.Namespace, KeysetSecretName(app.Name)),
-		fmt.Sprintf("--config=kubernetes:%s/%s", app.Namespace, ConfigMapName(app.Name)),
+		contract.Arg(contract.FlagListen, port(contract.HTTPPort)),
+		contract.Arg(contract.FlagMetricsListen, port(contract.MetricsPort)),
+		contract.Arg(contract.FlagIssuer, s.issuer),
+		contract.Arg(contract.FlagKeys, contract.KubernetesSource(app.Namespace, contract.KeysetSecretName(app.Name))),
+		contract.Arg(contract.FlagConfig, contract.KubernetesSource(app.Namespace, contract.ConfigMapName(app.Name))),
 		// The whole signing policy, not only what the server acts on:
 		// serve checks it at start, and its defaults may not fit the spec
 		// (a jwksMaxAge of 2h against the default publish-ahead of 1h).
-		"--jwks-max-age=" + s.policy.JWKSMaxAge.String(),
-		"--key-publish-ahead=" + s.policy.PublishAhead.String(),
-		"--clock-skew=" + s.policy.ClockSkew.String(),
-		"--key-rotation-interval=" + s.policy.RotationInterval.String(),
-		"--key-algorithm=" + string(s.policy.Algorithm),
+		contract.Arg(contract.FlagJWKSMaxAge, s.policy.JWKSMaxAge.String()),
+		contract.Arg(contract.FlagKeyPublishAhead, s.policy.PublishAhead.String()),
+		contract.Arg(contract.FlagClockSkew, s.policy.ClockSkew.String()),
+		contract.Arg(contract.FlagKeyRotationInterval, s.policy.RotationInterval.String()),
+		contract.Arg(contract.FlagKeyAlgorithm, string(s.policy.Algorithm)),
 	}
 	if s.sqlite != nil {
-		args = append(args, "--database=sqlite:"+dataDir+"/ideapool.db")
+		args = append(args, contract.Arg(contract.FlagDatabase, contract.SQLiteDatabase(sqliteFile)))
 	}
 	return args
+}
+
+// sqliteFile is the database file of a SQLite IdeasApp, on its volume.
+const sqliteFile = contract.DataDir + "/ideapool.db"
+
+// DesiredDeployment is the Deployment the operator keeps for app, with
+// defaultImage when spec.image is empty. It lets the serve command's tests
+// parse the pods' arguments with serve's own flag set.
+func DesiredDeployment(app *v1alpha1.IdeasApp, defaultImage string) (*appsv1ac.DeploymentApplyConfiguration, error) {
+	s, err := resolve(app, defaultImage)
+	if err != nil {
+		return nil, err
+	}
+	return deployment(app, s), nil
 }
 
 func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyConfiguration {
@@ -147,8 +163,8 @@ func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyCon
 		WithImage(s.image).
 		WithArgs(serverArgs(app, s)...).
 		WithPorts(
-			corev1ac.ContainerPort().WithName("http").WithContainerPort(httpPort).WithProtocol(corev1.ProtocolTCP),
-			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(metricsPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("http").WithContainerPort(contract.HTTPPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(contract.MetricsPort).WithProtocol(corev1.ProtocolTCP),
 		).
 		WithLivenessProbe(corev1ac.Probe().
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("http"))).
@@ -171,7 +187,7 @@ func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyCon
 	}
 	strategy := appsv1ac.DeploymentStrategy().WithType(appsv1.RollingUpdateDeploymentStrategyType)
 	if s.sqlite != nil {
-		container = container.WithVolumeMounts(corev1ac.VolumeMount().WithName("data").WithMountPath(dataDir))
+		container = container.WithVolumeMounts(corev1ac.VolumeMount().WithName("data").WithMountPath(contract.DataDir))
 		volumes = append(volumes, corev1ac.Volume().WithName("data").
 			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(dataClaimName(app.Name))))
 		// One pod owns the SQLite file: the old one stops before the new starts.
@@ -179,7 +195,7 @@ func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyCon
 	}
 	if s.postgres != nil {
 		ref := s.postgres.URLSecretRef
-		container = container.WithEnv(corev1ac.EnvVar().WithName("IDEAPOOL_DATABASE").
+		container = container.WithEnv(corev1ac.EnvVar().WithName(contract.EnvName(contract.FlagDatabase)).
 			WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 				corev1ac.SecretKeySelector().WithName(ref.Name).WithKey(ref.Key))))
 	}

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -51,7 +52,7 @@ type note struct {
 // makes this one fail with a conflict instead of losing its keys.
 func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.IdeasApp, s settings, now time.Time) (keysOutcome, error) {
 	var sec corev1.Secret
-	key := types.NamespacedName{Namespace: app.Namespace, Name: KeysetSecretName(app.Name)}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: contract.KeysetSecretName(app.Name)}
 	exists := true
 	if err := r.APIReader.Get(ctx, key, &sec); apierrors.IsNotFound(err) {
 		exists = false
@@ -71,14 +72,14 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 	var ks keyset.Keyset
 	if exists {
 		// The Secret's record wins: it was written with the keys.
-		if v, ok := sec.Annotations[annotationHandledRotate]; ok {
+		if v, ok := sec.Annotations[contract.AnnotationHandledRotate]; ok {
 			out.handledRotate = v
 		}
-		if v, ok := sec.Annotations[annotationHandledRevoke]; ok {
+		if v, ok := sec.Annotations[contract.AnnotationHandledRevoke]; ok {
 			out.handledRevoke = v
 		}
 		var err error
-		if ks, err = keyset.Parse(sec.Data[KeysetDataKey]); err != nil {
+		if ks, err = keyset.Parse(sec.Data[contract.KeysetDataKey]); err != nil {
 			return out, fmt.Errorf("%w: %s: %w", errKeysetInvalid, key.Name, err)
 		}
 	}
@@ -89,7 +90,7 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 	if err != nil {
 		return out, err
 	}
-	if v := app.Annotations[v1alpha1.AnnotationRevokeKey]; v != "" && v != out.handledRevoke {
+	if v := app.Annotations[contract.AnnotationRevokeKey]; v != "" && v != out.handledRevoke {
 		next, changes, err := keyset.Revoke(ks, v, s.policy, now, r.Keys)
 		switch {
 		case errors.Is(err, keyset.ErrUnknownKey):
@@ -104,7 +105,7 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 		}
 		out.handledRevoke = v
 	}
-	if v := app.Annotations[v1alpha1.AnnotationRotateKeys]; v != "" && v != out.handledRotate {
+	if v := app.Annotations[contract.AnnotationRotateKeys]; v != "" && v != out.handledRotate {
 		next, changes, err := keyset.RequestRotation(ks, s.policy, now, r.Keys)
 		if err != nil {
 			return out, fmt.Errorf("request rotation: %w", err)
@@ -146,15 +147,15 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 	if sec.Annotations == nil {
 		sec.Annotations = map[string]string{}
 	}
-	sec.Annotations[annotationHandledRotate] = out.handledRotate
-	sec.Annotations[annotationHandledRevoke] = out.handledRevoke
+	sec.Annotations[contract.AnnotationHandledRotate] = out.handledRotate
+	sec.Annotations[contract.AnnotationHandledRevoke] = out.handledRevoke
 	if metav1.GetControllerOf(&sec) == nil {
 		sec.OwnerReferences = append(sec.OwnerReferences, ownerReferences(app, true, true)...)
 	}
 	if sec.Data == nil {
 		sec.Data = map[string][]byte{}
 	}
-	sec.Data[KeysetDataKey] = data
+	sec.Data[contract.KeysetDataKey] = data
 	r.writes.expect(&sec)
 	if exists {
 		err = r.Update(ctx, &sec, client.FieldOwner(FieldOwner))

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -149,7 +150,7 @@ func TestRequestedRotation(t *testing.T) {
 	// The next key has been published for 10m > jwksMaxAge+clockSkew: it
 	// signs at once.
 	r.clock.Step(10 * time.Minute)
-	annotate(t, app, v1alpha1.AnnotationRotateKeys, "r1")
+	annotate(t, app, contract.AnnotationRotateKeys, "r1")
 	r.drainEvents()
 	r.reconcile(t, app)
 	ks := storedKeyset(t, app)
@@ -197,7 +198,7 @@ func TestRequestedRotation(t *testing.T) {
 
 	// A new value right away: the new next key (published 1m ago) signs
 	// only once every cache can hold it.
-	annotate(t, app, v1alpha1.AnnotationRotateKeys, "r2")
+	annotate(t, app, contract.AnnotationRotateKeys, "r2")
 	res := r.reconcile(t, app)
 	now = r.clock.Now()
 	ks = storedKeyset(t, app)
@@ -228,7 +229,7 @@ func TestRevocation(t *testing.T) {
 	a, b := first.Keys[0].ID, first.Keys[1].ID
 
 	r.clock.Step(time.Minute)
-	annotate(t, app, v1alpha1.AnnotationRevokeKey, a)
+	annotate(t, app, contract.AnnotationRevokeKey, a)
 	r.drainEvents()
 	r.reconcile(t, app)
 	now := r.clock.Now()
@@ -261,7 +262,7 @@ func TestRevocation(t *testing.T) {
 	}
 
 	// An unknown kid: a warning, recorded as handled, nothing removed.
-	annotate(t, app, v1alpha1.AnnotationRevokeKey, "no-such-kid")
+	annotate(t, app, contract.AnnotationRevokeKey, "no-such-kid")
 	r.reconcile(t, app)
 	if got := kids(storedKeyset(t, app)); !slices.Equal(got, kids(ks)) {
 		t.Errorf("revoking an unknown kid changed the keyset: %v → %v", kids(ks), got)
@@ -274,7 +275,7 @@ func TestRevocation(t *testing.T) {
 	}
 
 	// The next key: removed, and a new next key takes its place.
-	annotate(t, app, v1alpha1.AnnotationRevokeKey, b)
+	annotate(t, app, contract.AnnotationRevokeKey, b)
 	r.reconcile(t, app)
 	ks = storedKeyset(t, app)
 	n, ok := nextKey(ks, r.clock.Now())
@@ -348,7 +349,7 @@ func TestStatusConditions(t *testing.T) {
 	// A keyset someone broke: left alone, reported, and an error to retry.
 	var sec corev1.Secret
 	get(t, ns, "st-keyset", &sec)
-	sec.Data[KeysetDataKey] = []byte(`{"keys": "nope"}`)
+	sec.Data[contract.KeysetDataKey] = []byte(`{"keys": "nope"}`)
 	if err := k8sClient.Update(context.Background(), &sec); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +363,7 @@ func TestStatusConditions(t *testing.T) {
 	want[v1alpha1.ConditionDegraded] = [2]string{"True", v1alpha1.ReasonReconcileFailed}
 	checkConditions(t, app, want)
 	get(t, ns, "st-keyset", &sec)
-	if string(sec.Data[KeysetDataKey]) != `{"keys": "nope"}` {
+	if string(sec.Data[contract.KeysetDataKey]) != `{"keys": "nope"}` {
 		t.Errorf("the operator overwrote a keyset it could not read")
 	}
 	if ev := strings.Join(r.drainEvents(), "\n"); !strings.Contains(ev, "Warning KeysetInvalid") {
@@ -431,12 +432,12 @@ func TestKeysetWriteConflict(t *testing.T) {
 	app := createApp(t, newIdeasApp(ns, "conflict"))
 	other := newTestReconciler(k8sClient, clocktesting.NewFakeClock(t0.Add(10*time.Minute)))
 	other.reconcile(t, app)
-	annotate(t, app, v1alpha1.AnnotationRotateKeys, "once")
+	annotate(t, app, contract.AnnotationRotateKeys, "once")
 
 	var once sync.Once
 	racing := interceptor.NewClient(k8sClient, interceptor.Funcs{
 		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			if sec, ok := obj.(*corev1.Secret); ok && sec.Name == KeysetSecretName(app.Name) {
+			if sec, ok := obj.(*corev1.Secret); ok && sec.Name == contract.KeysetSecretName(app.Name) {
 				// The other operator wins the race: it handles the same
 				// request and writes first.
 				once.Do(func() { other.reconcile(t, app) })
@@ -465,10 +466,10 @@ func TestKeysetWriteConflict(t *testing.T) {
 		t.Errorf("status.lastRotateRequest %q", st.LastRotateRequest)
 	}
 	var sec corev1.Secret
-	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: KeysetSecretName(app.Name)}, &sec); err != nil {
+	if err := k8sClient.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: contract.KeysetSecretName(app.Name)}, &sec); err != nil {
 		t.Fatal(err)
 	}
-	if sec.Annotations[annotationHandledRotate] != "once" {
-		t.Errorf("secret records handled rotate %q", sec.Annotations[annotationHandledRotate])
+	if sec.Annotations[contract.AnnotationHandledRotate] != "once" {
+		t.Errorf("secret records handled rotate %q", sec.Annotations[contract.AnnotationHandledRotate])
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -85,7 +85,7 @@ func TestManager(t *testing.T) {
 	})
 
 	// An annotation change alone (no new generation) is seen.
-	annotate(t, app, v1alpha1.AnnotationRotateKeys, "now")
+	annotate(t, app, contract.AnnotationRotateKeys, "now")
 	eventually(t, "status.lastRotateRequest", func() bool { return getApp(t, app).Status.LastRotateRequest == "now" })
 
 	// A deleted child comes back through the watch on owned objects.

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"sync"
 
+	"github.com/ideapool/ideapool/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,8 +62,8 @@ func (w *ownWrites) predicate() predicate.Predicate {
 // the keyset and the handled requests.
 func keysetDigest(sec *corev1.Secret) [sha256.Size]byte {
 	h := sha256.New()
-	for _, part := range [][]byte{sec.Data[KeysetDataKey], []byte(sec.Annotations[annotationHandledRotate]),
-		[]byte(sec.Annotations[annotationHandledRevoke])} {
+	for _, part := range [][]byte{sec.Data[contract.KeysetDataKey], []byte(sec.Annotations[contract.AnnotationHandledRotate]),
+		[]byte(sec.Annotations[contract.AnnotationHandledRevoke])} {
 		h.Write(part)
 		h.Write([]byte{0})
 	}

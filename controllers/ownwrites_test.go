@@ -3,6 +3,7 @@ package controllers
 import (
 	"testing"
 
+	"github.com/ideapool/ideapool/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -11,8 +12,8 @@ import (
 func TestOwnWritesPredicate(t *testing.T) {
 	secret := func(name, keys, rotate string) *corev1.Secret {
 		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Annotations: map[string]string{annotationHandledRotate: rotate}},
-			Data:       map[string][]byte{KeysetDataKey: []byte(keys)},
+			ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Annotations: map[string]string{contract.AnnotationHandledRotate: rotate}},
+			Data:       map[string][]byte{contract.KeysetDataKey: []byte(keys)},
 		}
 	}
 	type step struct {

@@ -11,45 +11,19 @@ import (
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
-// Names, keys and labels of the contract with `ideapool serve` (see the
-// package comment of api/v1alpha1).
+// Names of the operator's own; the names shared with `ideapool serve` are in
+// internal/contract.
 const (
-	// KeysetDataKey is the data key of the keyset document in the Secret.
-	KeysetDataKey = "keyset.json"
-
-	// Data keys of the ConfigMap: Go duration strings (names, not
-	// credentials: gosec's G101 mistakes "token" for a secret).
-	ConfigAccessTokenTTL    = "access-token-ttl"
-	ConfigRefreshTokenTTL   = "refresh-token-ttl"
-	ConfigIDTokenTTL        = "id-token-ttl" //nolint:gosec // G101: a ConfigMap key name
-	ConfigRefreshReuseGrace = "refresh-reuse-grace"
-	ConfigJWKSMaxAge        = "jwks-max-age"
-
 	// FieldOwner is the server-side apply field manager of the operator.
 	FieldOwner = "ideapool-operator"
-
-	// Annotations on the keyset Secret recording the request values handled
-	// together with the keys they produced, so that a status write lost
-	// after the Secret write never handles a request twice.
-	annotationHandledRotate = "ideapool.dev/handled-rotate-keys"
-	annotationHandledRevoke = "ideapool.dev/handled-revoke-key"
 
 	labelName      = "app.kubernetes.io/name"
 	labelInstance  = "app.kubernetes.io/instance"
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	managedBy      = "ideapool-operator"
 
-	httpPort    = 8080
-	metricsPort = 9090
 	servicePort = 80
-	dataDir     = "/data"
 )
-
-// KeysetSecretName is the Secret holding the keyset of IdeasApp name.
-func KeysetSecretName(name string) string { return name + "-keyset" }
-
-// ConfigMapName is the ConfigMap holding the server settings of IdeasApp name.
-func ConfigMapName(name string) string { return name + "-config" }
 
 // dataClaimName is the PersistentVolumeClaim of a SQLite IdeasApp.
 func dataClaimName(name string) string { return name + "-data" }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -216,11 +217,11 @@ func annotate(t *testing.T, app *v1alpha1.IdeasApp, key, value string) {
 func storedKeyset(t *testing.T, app *v1alpha1.IdeasApp) keyset.Keyset {
 	t.Helper()
 	var sec corev1.Secret
-	key := types.NamespacedName{Namespace: app.Namespace, Name: KeysetSecretName(app.Name)}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: contract.KeysetSecretName(app.Name)}
 	if err := k8sClient.Get(context.Background(), key, &sec); err != nil {
 		t.Fatalf("get keyset secret: %v", err)
 	}
-	ks, err := keyset.Parse(sec.Data[KeysetDataKey])
+	ks, err := keyset.Parse(sec.Data[contract.KeysetDataKey])
 	if err != nil {
 		t.Fatalf("parse stored keyset: %v", err)
 	}

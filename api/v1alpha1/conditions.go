@@ -1,18 +1,5 @@
 package v1alpha1
 
-// Annotations a person (or `kubectl ideapool`) sets on an IdeasApp.
-const (
-	// AnnotationRotateKeys asks for a rotation whenever its value changes to
-	// one not handled before (status.lastRotateRequest): the Next key
-	// signs as soon as it has been published for jwksMaxAge + clockSkew,
-	// and a new Next key is published.
-	AnnotationRotateKeys = "ideapool.dev/rotate-keys"
-	// AnnotationRevokeKey names a kid to revoke at once: a fresh key signs
-	// immediately and the kid leaves the keyset. Handled once per value
-	// (status.lastRevokeRequest).
-	AnnotationRevokeKey = "ideapool.dev/revoke-key"
-)
-
 // Condition types of an IdeasApp.
 const (
 	// ConditionReady is True when the keys are in place and the server is

@@ -3,6 +3,10 @@
 //
 // # Contract between the operator and the server
 //
+// Every name below (flags, keys, Secret and ConfigMap names, annotations,
+// ports) is defined once in internal/contract, which the operator and the
+// serve command both import.
+//
 // For an IdeasApp NAME in namespace NS the operator keeps, all owned by the
 // IdeasApp and labelled app.kubernetes.io/name=ideapool,
 // app.kubernetes.io/instance=NAME, app.kubernetes.io/managed-by=ideapool-operator:
@@ -30,7 +34,8 @@
 //
 // # Requests through annotations
 //
-// Setting AnnotationRotateKeys or AnnotationRevokeKey on an IdeasApp to a
+// Setting contract.AnnotationRotateKeys (ideapool.dev/rotate-keys) or
+// contract.AnnotationRevokeKey (ideapool.dev/revoke-key) on an IdeasApp to a
 // value not handled before asks for a rotation or a revocation. Each value is
 // handled once: the handled value is recorded in status.lastRotateRequest or
 // status.lastRevokeRequest (and, atomically with the keys, in the annotations

@@ -14,12 +14,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/kubeclient"
 )
 
 // SecretKey is the data key of the keyset document in the Secret.
-const SecretKey = "keyset.json"
+const SecretKey = contract.KeysetDataKey
 
 // Defaults of a Kubernetes source.
 const (

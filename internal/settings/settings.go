@@ -22,16 +22,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/source"
 )
 
 // The keys of a settings document.
 const (
-	KeyAccessTokenTTL    = "access-token-ttl"
-	KeyRefreshTokenTTL   = "refresh-token-ttl"
-	KeyIDTokenTTL        = "id-token-ttl" //nolint:gosec // a setting name, not a credential
-	KeyRefreshReuseGrace = "refresh-reuse-grace"
-	KeyJWKSMaxAge        = "jwks-max-age"
+	KeyAccessTokenTTL    = contract.SettingAccessTokenTTL
+	KeyRefreshTokenTTL   = contract.SettingRefreshTokenTTL
+	KeyIDTokenTTL        = contract.SettingIDTokenTTL
+	KeyRefreshReuseGrace = contract.SettingRefreshReuseGrace
+	KeyJWKSMaxAge        = contract.SettingJWKSMaxAge
 )
 
 // Kinds of settings source, as named in a spec.

@@ -5,12 +5,14 @@ package source
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // The kinds of source.
 const (
-	KindFile       = "file"
-	KindKubernetes = "kubernetes"
+	KindFile       = contract.SourceFile
+	KindKubernetes = contract.SourceKubernetes
 )
 
 // Parse splits spec into its kind and location ("PATH", or
