@@ -32,6 +32,9 @@ const (
 	FlagClockSkew           = "clock-skew"
 	FlagKeyRotationInterval = "key-rotation-interval"
 	FlagKeyAlgorithm        = "key-algorithm"
+	FlagTLSCertFile         = "tls-cert-file"
+	FlagTLSKeyFile          = "tls-key-file"
+	FlagTrustedProxies      = "trusted-proxies"
 )
 
 // Arg is one flag as the operator writes it: --flag=value.
@@ -111,4 +114,9 @@ const (
 	MetricsPort = 9090
 	// DataDir is where a SQLite IdeasApp's volume is mounted.
 	DataDir = "/data"
+	// TLSDir is where the pods mount the IdeasApp's kubernetes.io/tls
+	// Secret; --tls-cert-file and --tls-key-file name its tls.crt and
+	// tls.key (corev1.TLSCertKey, corev1.TLSPrivateKeyKey). The kubelet
+	// replaces them through symlinks when the Secret changes.
+	TLSDir = "/etc/ideapool/tls"
 )
