@@ -4,12 +4,13 @@ import (
 	"crypto/sha256"
 	"sync"
 
-	"github.com/ideapool/ideapool/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // ownWrites remembers what the reconciler last wrote into each keyset

@@ -3,10 +3,11 @@ package controllers
 import (
 	"testing"
 
-	"github.com/ideapool/ideapool/internal/contract"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 func TestOwnWritesPredicate(t *testing.T) {
