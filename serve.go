@@ -24,6 +24,7 @@ import (
 	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/keyset"
+	"github.com/ideapool/ideapool/internal/keysource"
 	"github.com/ideapool/ideapool/internal/password"
 	"github.com/ideapool/ideapool/internal/store"
 	"github.com/ideapool/ideapool/internal/token"
@@ -178,6 +179,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := tokens.SetKeyset(ks); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	signing := keysource.NewSigningWatch(tokens.ActiveKeyID, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "ideapool"}))
@@ -259,6 +261,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
 	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
 	g.Go(func() error { acct.RunRevocationSync(gctx, time.Second); return nil })
+	g.Go(func() error { signing.Run(gctx, time.Second); return nil })
 	if certs != nil {
 		g.Go(func() error { certs.Run(gctx); return nil })
 	}
@@ -272,6 +275,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 				return
 			}
 			log.Info("keyset loaded", "active_kid", tokens.ActiveKeyID())
+			signing.Check()
 		})
 		if errors.Is(err, context.Canceled) {
 			return nil
