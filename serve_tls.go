@@ -17,11 +17,8 @@ func openServingCert(cfg *serveConfig, log *slog.Logger) (*servingcert.Reloader,
 	if cfg.tlsCertFile == "" {
 		return nil, nil
 	}
-	certs, err := servingcert.New(cfg.tlsCertFile, cfg.tlsKeyFile, time.Now, log)
-	if err != nil {
-		return nil, fmt.Errorf("serve tls: %w", err)
-	}
-	return certs, nil
+	// The error names the file at fault and says it is the TLS one.
+	return servingcert.New(cfg.tlsCertFile, cfg.tlsKeyFile, time.Now, log)
 }
 
 // registerCertExpiry exports when the certificate in use expires:
