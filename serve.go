@@ -24,6 +24,7 @@ import (
 	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/keyset"
+	"github.com/ideapool/ideapool/internal/keysource"
 	"github.com/ideapool/ideapool/internal/password"
 	"github.com/ideapool/ideapool/internal/store"
 	"github.com/ideapool/ideapool/internal/token"
@@ -47,6 +48,8 @@ type serveConfig struct {
 	publishAhead     time.Duration
 	clockSkew        time.Duration
 	trustedProxies   string
+	tlsCertFile      string
+	tlsKeyFile       string
 	hashConcurrency  int
 	keyAlgorithm     string
 	rotationInterval time.Duration
@@ -57,7 +60,7 @@ type serveConfig struct {
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, contract.FlagListen, ":8080", "address of the HTTP API")
-	fs.StringVar(&c.metricsListen, contract.FlagMetricsListen, ":9090", "address of the Prometheus /metrics endpoint, kept off the API port")
+	fs.StringVar(&c.metricsListen, contract.FlagMetricsListen, ":9090", "address of the Prometheus /metrics endpoint, kept off the API port; always plain HTTP (scraped in-cluster), also when the API serves TLS")
 	fs.StringVar(&c.database, contract.FlagDatabase, "sqlite:data/ideapool.db", "database: sqlite:PATH, or a postgres:// URL")
 	fs.StringVar(&c.keys, contract.FlagKeys, "file:data/keyset.json", "where the signing keyset lives: file:PATH (created with mode 0600 if missing, rotated and reloaded when it changes), or kubernetes:NAMESPACE/SECRET (written and rotated by the operator, watched)")
 	fs.StringVar(&c.config, contract.FlagConfig, "", "where token lifetimes may change while running: kubernetes:NAMESPACE/CONFIGMAP or file:PATH (a JSON object with the same keys), watched; empty means the flags only")
@@ -71,6 +74,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.publishAhead, contract.FlagKeyPublishAhead, time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
 	fs.DurationVar(&c.clockSkew, contract.FlagClockSkew, time.Minute, "largest clock difference assumed between replicas and verifiers")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
+	fs.StringVar(&c.tlsCertFile, contract.FlagTLSCertFile, "", "PEM certificate chain: with --tls-key-file, the API (and /readyz) is served over TLS 1.2+ with HTTP/2; a renewed pair is picked up within seconds, without a restart. The metrics listener stays plain HTTP")
+	fs.StringVar(&c.tlsKeyFile, contract.FlagTLSKeyFile, "", "PEM private key of --tls-cert-file (both or neither)")
 	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
 	fs.StringVar(&c.keyAlgorithm, contract.FlagKeyAlgorithm, "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.rotationInterval, contract.FlagKeyRotationInterval, 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
@@ -94,6 +99,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--id-token-ttl must be positive")
 	case c.reuseGrace < 0 || c.reuseGrace > time.Minute:
 		return errors.New("--refresh-reuse-grace must be between 0s and 1m")
+	case (c.tlsCertFile == "") != (c.tlsKeyFile == ""):
+		return errors.New("--tls-cert-file and --tls-key-file go together: set both or neither")
 	case strings.TrimSpace(c.idAudience) == "":
 		return errors.New("--id-token-audience must not be empty")
 	case !strings.HasPrefix(c.issuer, "http://") && !strings.HasPrefix(c.issuer, "https://"):
@@ -145,6 +152,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := policy.Validate(); err != nil {
 		return fmt.Errorf("key policy: %w", err)
 	}
+	certs, err := openServingCert(&cfg, log)
+	if err != nil {
+		return err
+	}
 
 	db, err := store.Open(ctx, cfg.database, log)
 	if err != nil {
@@ -168,6 +179,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := tokens.SetKeyset(ks); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+	signing := keysource.NewSigningWatch(tokens.ActiveKeyID, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "ideapool"}))
@@ -216,6 +228,12 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 
 	apiSrv := newHTTPServer(cfg.listen, api, log)
+	if certs != nil {
+		apiSrv.TLSConfig = certs.TLSConfig()
+		if err := registerCertExpiry(reg, certs); err != nil {
+			return err
+		}
+	}
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	metricsSrv := newHTTPServer(cfg.metricsListen, metricsMux, log)
@@ -243,6 +261,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
 	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
 	g.Go(func() error { acct.RunRevocationSync(gctx, time.Second); return nil })
+	g.Go(func() error { signing.Run(gctx, time.Second); return nil })
+	if certs != nil {
+		g.Go(func() error { certs.Run(gctx); return nil })
+	}
 	if runSettings != nil {
 		g.Go(func() error { return runSettings(gctx) })
 	}
@@ -253,6 +275,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 				return
 			}
 			log.Info("keyset loaded", "active_kid", tokens.ActiveKeyID())
+			signing.Check()
 		})
 		if errors.Is(err, context.Canceled) {
 			return nil
@@ -291,9 +314,17 @@ func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 }
 
 // serveUntilDone serves until ctx ends, then lets in-flight requests finish.
+// A server with a TLSConfig serves TLS (HTTP/2 included) with its
+// certificate hook.
 func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", srv.Addr, err)

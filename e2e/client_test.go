@@ -125,7 +125,11 @@ func (s *server) doURL(t testing.TB, method, u string, body any, api bool, opts 
 		o(req)
 	}
 	requestCount.Add(1)
-	resp, err := httpClient.Do(req)
+	client := httpClient
+	if s.client != nil {
+		client = s.client
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
 	}

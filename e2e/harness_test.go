@@ -158,6 +158,9 @@ type server struct {
 	Alg         string        // expected signing algorithm; "" means RS256
 	TTL         time.Duration // expected access token TTL; 0 means 10m
 
+	// client speaks to the API when it serves TLS; nil means httpClient.
+	client *http.Client
+
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	stdout *syncBuffer
@@ -184,6 +187,9 @@ type serverOptions struct {
 	args    []string // extra flags
 	envOnly bool     // configure listen/metrics/database/keys/issuer by IDEAPOOL_* only
 	env     []string // extra environment
+	// https: the API serves TLS (args carry --tls-cert-file and
+	// --tls-key-file) and is spoken to with this client.
+	https *http.Client
 }
 
 // startServer starts "ideapool serve" with the standard flags plus extra.
@@ -205,14 +211,19 @@ func startServerOpts(t *testing.T, o serverOptions) *server {
 	if mport == 0 {
 		mport = freePort(t)
 	}
+	scheme, client := "http", &http.Client{Timeout: 2 * time.Second}
+	if o.https != nil {
+		scheme, client = "https", o.https
+	}
 	s := &server{
-		Base:        fmt.Sprintf("http://127.0.0.1:%d", port),
+		Base:        fmt.Sprintf("%s://127.0.0.1:%d", scheme, port),
 		MetricsBase: fmt.Sprintf("http://127.0.0.1:%d", mport),
 		Dir:         dir,
 		KeysPath:    filepath.Join(dir, "keyset.json"),
 		stderr:      &syncBuffer{},
 		stdout:      &syncBuffer{},
 		done:        make(chan struct{}),
+		client:      o.https,
 	}
 	s.Issuer = s.Base
 	std := map[string]string{
@@ -255,7 +266,6 @@ func startServerOpts(t *testing.T, o serverOptions) *server {
 	t.Cleanup(func() { s.stop(t) })
 
 	deadline := time.Now().Add(20 * time.Second)
-	client := &http.Client{Timeout: 2 * time.Second}
 	for {
 		select {
 		case <-s.done:

@@ -117,6 +117,19 @@ func testMetrics(t *testing.T, s *server) {
 	}) {
 		t.Errorf("/metrics: no ideapool_ metric naming the active key id %q", kid)
 	}
+	// Access tokens checked by result, JWKS answers by code, tokens by the
+	// key that signed them (issue 11).
+	for _, want := range []struct{ name, labels string }{
+		{"ideapool_token_verifications_total", `result="ok"`},
+		{"ideapool_token_verifications_total", `result="malformed"`},
+		{"ideapool_jwks_requests_total", `code="200"`},
+		{"ideapool_jwks_requests_total", `code="304"`},
+		{"ideapool_tokens_signed_total", `kid="` + kid + `"`},
+	} {
+		if !hasSample(samples, func(x sample) bool { return x.name == want.name && strings.Contains(x.labels, want.labels) }) {
+			t.Errorf("/metrics: no %s{%s}", want.name, want.labels)
+		}
+	}
 	for _, sec := range []string{u.Password, u.Refresh, u.JWT} {
 		if strings.Contains(text, sec) {
 			t.Errorf("/metrics leaks a user secret or address (%.10s...)", sec)

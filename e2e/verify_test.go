@@ -42,7 +42,13 @@ func (s *server) jwks(t testing.TB) *verifier {
 			s.jwksErr = fmt.Errorf("discovery document: jwks_uri %q is not an absolute URL", uri)
 			return
 		}
-		kf, err := keyfunc.NewDefaultCtx(s.jwksContext(), []string{uri})
+		var kf keyfunc.Keyfunc
+		var err error
+		if s.client != nil { // https with the test's CA
+			kf, err = keyfunc.NewDefaultOverrideCtx(s.jwksContext(), []string{uri}, keyfunc.Override{Client: s.client})
+		} else {
+			kf, err = keyfunc.NewDefaultCtx(s.jwksContext(), []string{uri})
+		}
 		if err != nil {
 			s.jwksErr = fmt.Errorf("keyfunc on %s: %w", uri, err)
 			return

@@ -38,6 +38,7 @@ func (s *Server) requireAccess(c *gin.Context) {
 	if err == nil && s.accounts.SessionRevoked(claims.SessionID) {
 		err = errSessionRevoked
 	}
+	s.metrics.verifications.WithLabelValues(verificationResult(err)).Inc()
 	if err != nil {
 		writeError(c, s.log, apperr.New(apperr.Unauthorized, "invalid or expired access token: refresh it or log in again"))
 		return

@@ -1,21 +1,59 @@
 package server
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ideapool/ideapool/internal/token"
 )
 
 // httpMetrics are the API's request metrics:
 //
 //	ideapool_http_requests_total{route,method,status}
 //	ideapool_http_request_duration_seconds{route,method,status}
+//	ideapool_token_verifications_total{result}
+//	ideapool_jwks_requests_total{code}
+//	ideapool_tokens_signed_total{kid,kind} (read from Tokens at each scrape)
 type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	verifications *prometheus.CounterVec
+	jwks          *prometheus.CounterVec
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+// Results of ideapool_token_verifications_total.
+const (
+	verifyOK           = "ok"
+	verifyExpired      = "expired"
+	verifyUnknownKID   = "unknown_kid"
+	verifyBadSignature = "bad_signature"
+	verifyRevoked      = "revoked"
+	verifyMalformed    = "malformed"
+)
+
+// verificationResult names why an access token was accepted or refused,
+// from the sentinel its error wraps.
+func verificationResult(err error) string {
+	switch {
+	case err == nil:
+		return verifyOK
+	case errors.Is(err, token.ErrExpired):
+		return verifyExpired
+	case errors.Is(err, token.ErrUnknownKey):
+		return verifyUnknownKID
+	case errors.Is(err, token.ErrBadSignature):
+		return verifyBadSignature
+	case errors.Is(err, errSessionRevoked):
+		return verifyRevoked
+	default: // token.ErrMalformed; VerifyAccess returns nothing else
+		return verifyMalformed
+	}
+}
+
+func newHTTPMetrics(reg prometheus.Registerer, tokens Tokens) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ideapool_http_requests_total",
@@ -26,13 +64,49 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "Time to answer HTTP requests, by route pattern, method and status.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method", "status"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_token_verifications_total",
+			Help: "Access tokens the API checked, by result: ok, expired, unknown_kid, bad_signature, revoked (the session ended), malformed.",
+		}, []string{"result"}),
+		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_jwks_requests_total",
+			Help: "Requests of the JWKS, by status code: 200 sent the keys, 304 confirmed a cached copy.",
+		}, []string{"code"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, r := range []string{verifyOK, verifyExpired, verifyUnknownKID, verifyBadSignature, verifyRevoked, verifyMalformed} {
+		m.verifications.WithLabelValues(r)
+	}
+	for _, code := range []int{200, 304} {
+		m.jwks.WithLabelValues(strconv.Itoa(code))
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.verifications, m.jwks, &signedCollector{tokens: tokens}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// signedCollector exports the tokens each key of the current keyset signed:
+//
+//	ideapool_tokens_signed_total{kid,kind}
+//
+// The counts live with the keyset in the token manager, so a kid that
+// leaves the keyset leaves the metrics with it: the series are bounded by
+// the keyset, which holds a handful of keys.
+type signedCollector struct{ tokens Tokens }
+
+var signedDesc = prometheus.NewDesc("ideapool_tokens_signed_total",
+	"Tokens signed, by signing key (kid) and kind (access, id); a kid is dropped when it leaves the keyset.",
+	[]string{"kid", "kind"}, nil)
+
+func (c *signedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- signedDesc }
+
+func (c *signedCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, k := range c.tokens.SignedByKey() {
+		ch <- prometheus.MustNewConstMetric(signedDesc, prometheus.CounterValue, float64(k.Access), k.KeyID, "access")
+		ch <- prometheus.MustNewConstMetric(signedDesc, prometheus.CounterValue, float64(k.ID), k.KeyID, "id")
+	}
 }
 
 // AccountMetrics counts what the account core reports, by dialect:

@@ -23,6 +23,8 @@ import (
 type Tokens interface {
 	VerifyAccess(tok string) (token.AccessClaims, error)
 	JWKS() (body []byte, etag string)
+	// SignedByKey counts the tokens each key of the keyset signed.
+	SignedByKey() []token.KeyCount
 	Issuer() string
 	Algorithms() []string
 	Ready() bool
@@ -40,7 +42,7 @@ type Config struct {
 	Ideas    *ideas.Service
 	Tokens   Tokens
 	Database Pinger
-	// Registry receives the HTTP metrics.
+	// Registry receives the HTTP and token metrics.
 	Registry prometheus.Registerer
 	Log      *slog.Logger
 	Now      func() time.Time
@@ -88,7 +90,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
-	m, err := newHTTPMetrics(cfg.Registry)
+	m, err := newHTTPMetrics(cfg.Registry, cfg.Tokens)
 	if err != nil {
 		return nil, err
 	}

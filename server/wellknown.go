@@ -14,6 +14,7 @@ import (
 // jwks serves the pre-encoded public keys with an ETag and a max-age
 // shorter than the keys' publish-ahead time.
 func (s *Server) jwks(c *gin.Context) {
+	defer func() { s.metrics.jwks.WithLabelValues(strconv.Itoa(c.Writer.Status())).Inc() }()
 	body, etag := s.tokens.JWKS()
 	if body == nil {
 		writeError(c, s.log, apperr.New(apperr.Unavailable, "signing keys are not loaded yet"))

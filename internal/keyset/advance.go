@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,11 @@ const (
 	// Revoked: a key was removed at once, before its time.
 	Revoked ChangeKind = "Revoked"
 )
+
+// AuditEvent is the event name of the audit log line for a change of this
+// kind: key_generated, key_activated, key_retired, key_removed or
+// key_revoked.
+func (k ChangeKind) AuditEvent() string { return "key_" + strings.ToLower(string(k)) }
 
 // Change records one thing that happened to one key, for logs.
 type Change struct {

@@ -266,3 +266,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestAuditEventNames: the audit log's event names of key changes.
+func TestAuditEventNames(t *testing.T) {
+	for kind, want := range map[keyset.ChangeKind]string{
+		keyset.Generated: "key_generated", keyset.Activated: "key_activated", keyset.Retired: "key_retired",
+		keyset.Removed: "key_removed", keyset.Revoked: "key_revoked",
+	} {
+		if got := kind.AuditEvent(); got != want {
+			t.Errorf("%s.AuditEvent() = %q, want %q", kind, got, want)
+		}
+	}
+}

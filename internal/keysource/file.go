@@ -40,7 +40,6 @@ type File struct {
 	raw     []byte   // bytes current was read from or written as
 	stat    fileStat // of the file when raw was read or written
 	lastErr string   // last error logged by Run, to log each one once
-	signing string   // kid Run last saw signing
 }
 
 // fileStat identifies one version of the file: an atomic rename changes the
@@ -91,7 +90,6 @@ func (f *File) Load(ctx context.Context) (keyset.Keyset, error) {
 		}
 		if keyset.Plan(ks, f.policy, f.now()).UpToDate() {
 			f.set(ks, raw, st)
-			f.noteSigning(ks)
 			return ks, nil
 		}
 	}
@@ -99,7 +97,6 @@ func (f *File) Load(ctx context.Context) (keyset.Keyset, error) {
 	if err != nil {
 		return keyset.Keyset{}, err
 	}
-	f.noteSigning(ks)
 	return ks, nil
 }
 
@@ -135,7 +132,6 @@ func (f *File) Run(ctx context.Context, onChange func(keyset.Keyset)) error {
 		if ks, changed := f.poll(ctx); changed {
 			onChange(ks)
 		}
-		f.noteSigning(f.Keyset())
 	}
 }
 
@@ -291,32 +287,23 @@ func (f *File) logError(msg string, err error) {
 	}
 }
 
-// noteSigning logs when the signing key changes, including the switches
-// that happen by the clock alone, without a write.
-func (f *File) noteSigning(ks keyset.Keyset) {
-	k, ok := keyset.Signing(ks, f.now())
-	f.mu.Lock()
-	prev := f.signing
-	f.signing = k.ID
-	f.mu.Unlock()
-	if ok && prev != "" && prev != k.ID {
-		f.log.Info("signing key changed", "kid", k.ID, "previous_kid", prev)
-	}
-}
-
+// logChanges logs what this process wrote: an audit line (audit, event,
+// kid) for each key generated, retired (its retirement set: retired_at is
+// when it stops signing), removed or revoked. When a key starts signing is
+// reported by SigningWatch when it happens, not when it is scheduled.
 func (f *File) logChanges(ks keyset.Keyset, changes []keyset.Change, now time.Time) {
 	for _, c := range changes {
 		switch c.Kind {
 		case keyset.Generated:
-			f.log.Info("signing key generated", "kid", c.KeyID, "active_at", c.At)
+			f.audit(slog.LevelInfo, "signing key generated", c, "active_at", c.At)
 		case keyset.Activated:
-			f.log.Info("signing key activated", "kid", c.KeyID, "active_at", c.At)
+			f.log.Info("signing key activation scheduled", "kid", c.KeyID, "active_at", c.At)
 		case keyset.Retired:
-			f.log.Info("signing key retirement scheduled", "kid", c.KeyID, "retired_at", c.At)
+			f.audit(slog.LevelInfo, "signing key retirement scheduled", c, "retired_at", c.At)
 		case keyset.Removed:
-			f.log.Info("signing key removed", "kid", c.KeyID)
+			f.audit(slog.LevelInfo, "signing key removed", c)
 		case keyset.Revoked:
-			f.log.Warn("signing key revoked", "kid", c.KeyID)
+			f.audit(slog.LevelWarn, "signing key revoked", c)
 		}
 	}
 	attrs := []any{"path", f.path, "keys", len(ks.Keys), "next_due", keyset.NextDue(ks, now)}
@@ -324,6 +311,12 @@ func (f *File) logChanges(ks keyset.Keyset, changes []keyset.Change, now time.Ti
 		attrs = append(attrs, "next_rotation", next)
 	}
 	f.log.Info("keyset written", attrs...)
+}
+
+// audit writes the audit line of one change; it never holds key material.
+func (f *File) audit(level slog.Level, msg string, c keyset.Change, attrs ...any) {
+	f.log.Log(context.Background(), level, msg,
+		append([]any{"audit", true, "event", c.Kind.AuditEvent(), "kid", c.KeyID, "path", f.path}, attrs...)...)
 }
 
 // nextRotation is when the next scheduled key starts signing.

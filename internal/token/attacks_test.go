@@ -112,6 +112,7 @@ func TestVerifyAccessAttacks(t *testing.T) {
 			if !errors.Is(err, token.ErrInvalidToken) {
 				t.Fatalf("VerifyAccess = %v, want ErrInvalidToken", err)
 			}
+			checkOneKind(t, err)
 			if !strings.Contains(err.Error(), tc.reason) {
 				t.Errorf("error %q does not mention %q", err, tc.reason)
 			}

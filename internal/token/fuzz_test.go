@@ -82,6 +82,7 @@ func FuzzVerifyAccess(f *testing.F) {
 		if !errors.Is(err, token.ErrInvalidToken) && !errors.Is(err, token.ErrExpired) {
 			t.Fatalf("VerifyAccess(%q) = %v, want ErrInvalidToken", s, err)
 		}
+		checkOneKind(t, err)
 		if valid[s] {
 			t.Fatalf("VerifyAccess refuses the valid token %q: %v", s, err)
 		}

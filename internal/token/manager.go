@@ -32,8 +32,22 @@ var (
 	// 401. The wrapping error carries a short reason for the log.
 	ErrInvalidToken = errors.New("invalid token")
 	// ErrExpired means the token was valid but has expired. It wraps
-	// ErrInvalidToken.
+	// ErrInvalidToken, as do the other refusals of VerifyAccess; every
+	// refusal wraps exactly one of ErrExpired, ErrUnknownKey,
+	// ErrBadSignature and ErrMalformed, so the caller can count why.
 	ErrExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+	// ErrUnknownKey means the kid names no key of the keyset that is
+	// published now (unknown, revoked, not yet published or removed).
+	ErrUnknownKey = fmt.Errorf("%w: unknown kid", ErrInvalidToken)
+	// ErrBadSignature means the signature cannot be what our key made: an
+	// algorithm we do not allow (checked before the kid), another
+	// algorithm than the key's, or a signature that does not verify
+	// (tampered or forged).
+	ErrBadSignature = fmt.Errorf("%w: bad signature", ErrInvalidToken)
+	// ErrMalformed means the token is not an access token of ours at all:
+	// not a compact JWS in canonical base64url, a header or claims we never
+	// issue (typ, members, issuer, audience, missing or malformed claims).
+	ErrMalformed = fmt.Errorf("%w: malformed", ErrInvalidToken)
 	// ErrNoSigningKey means no keyset is loaded or no key signs now.
 	ErrNoSigningKey = errors.New("no signing key")
 )
@@ -131,6 +145,20 @@ type entry struct {
 	signer crypto.Signer
 	public crypto.PublicKey
 	jwk    jwk.Key // public, with kid, alg and use
+	signed *signedCount
+}
+
+// signedCount counts the tokens one key signed. It is carried from one
+// keyset state to the next while the kid stays in the keyset, and dropped
+// with the kid, so the counts are bounded by the keyset.
+type signedCount struct{ access, id atomic.Uint64 }
+
+// KeyCount is how many tokens one key of the current keyset signed since
+// the process started.
+type KeyCount struct {
+	KeyID  string
+	Access uint64
+	ID     uint64
 }
 
 // jwksDoc is an encoded JWKS and the kids it was encoded from.
@@ -154,6 +182,7 @@ func NewManager(cfg Config) (*Manager, error) {
 // the previous keyset stays in use.
 func (m *Manager) SetKeyset(ks keyset.Keyset) error {
 	st := &state{ks: ks, keys: make(map[string]*entry, len(ks.Keys))}
+	prev := m.state.Load()
 	for _, k := range ks.Keys {
 		if !slices.Contains(m.cfg.Algorithms, string(k.Algorithm)) {
 			return fmt.Errorf("set keyset: key %s uses %s, which is not among the allowed algorithms", k.ID, k.Algorithm)
@@ -178,7 +207,11 @@ func (m *Manager) SetKeyset(ks keyset.Keyset) error {
 		if _, dup := st.keys[k.ID]; dup {
 			return fmt.Errorf("set keyset: duplicate kid %s", k.ID)
 		}
-		st.keys[k.ID] = &entry{key: k, alg: alg, signer: signer, public: signer.Public(), jwk: pub}
+		e := &entry{key: k, alg: alg, signer: signer, public: signer.Public(), jwk: pub, signed: &signedCount{}}
+		if prev != nil && prev.keys[k.ID] != nil {
+			e.signed = prev.keys[k.ID].signed
+		}
+		st.keys[k.ID] = e
 	}
 	m.state.Store(st)
 	return nil
@@ -197,6 +230,21 @@ func (m *Manager) ActiveKeyID() string {
 		return ""
 	}
 	return e.key.ID
+}
+
+// SignedByKey returns the tokens signed by each key of the current keyset,
+// in the keyset's order. A kid that left the keyset is forgotten.
+func (m *Manager) SignedByKey() []KeyCount {
+	st := m.state.Load()
+	if st == nil {
+		return nil
+	}
+	out := make([]KeyCount, 0, len(st.ks.Keys))
+	for _, k := range st.ks.Keys {
+		c := st.keys[k.ID].signed
+		out = append(out, KeyCount{KeyID: k.ID, Access: c.access.Load(), ID: c.id.Load()})
+	}
+	return out
 }
 
 // Algorithms returns the allowed algorithms, for discovery.

@@ -105,6 +105,7 @@ func (m *Manager) SignAccess(c AccessClaims, ttl time.Duration) (string, AccessC
 	if err != nil {
 		return "", AccessClaims{}, fmt.Errorf("sign access token: %w", err)
 	}
+	e.signed.access.Add(1)
 	return tok, c, nil
 }
 
@@ -137,6 +138,7 @@ func (m *Manager) SignID(c IDClaims, audience string, ttl time.Duration) (string
 	if err != nil {
 		return "", fmt.Errorf("sign id token: %w", err)
 	}
+	e.signed.id.Add(1)
 	return tok, nil
 }
 

@@ -282,6 +282,7 @@ func TestVerifyAccessRefuses(t *testing.T) {
 			if errors.Is(err, token.ErrExpired) {
 				t.Errorf("refusal reported as expiry: %v", err)
 			}
+			checkOneKind(t, err)
 			if !strings.Contains(err.Error(), tc.reason) {
 				t.Errorf("error %q does not mention %q", err, tc.reason)
 			}

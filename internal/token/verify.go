@@ -24,15 +24,20 @@ const maxTokenSize = 8 << 10
 // itself) and crit are refused outright.
 var allowedHeaders = []string{"alg", "kid", "typ"}
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("verify access token: %w: %s", ErrInvalidToken, fmt.Sprintf(format, args...))
+// refuse is a refusal of kind (ErrMalformed, ErrUnknownKey or
+// ErrBadSignature) with a short reason for the log.
+func refuse(kind error, format string, args ...any) error {
+	return fmt.Errorf("verify access token: %w: %s", kind, fmt.Sprintf(format, args...))
 }
+
+func malformed(format string, args ...any) error { return refuse(ErrMalformed, format, args...) }
 
 // VerifyAccess checks an access token and returns its claims. It accepts
 // only tokens signed by a published key of the current keyset with that
 // key's algorithm (which must be allowed), typ at+jwt, our issuer and
 // audience, and unexpired (within the leeway). Every refusal wraps
-// ErrInvalidToken; expiry also wraps ErrExpired.
+// ErrInvalidToken and exactly one of ErrExpired, ErrUnknownKey,
+// ErrBadSignature and ErrMalformed, also when it comes from the cache.
 func (m *Manager) VerifyAccess(token string) (AccessClaims, error) {
 	now := m.cfg.Now()
 	st := m.state.Load()
@@ -55,49 +60,49 @@ func (m *Manager) VerifyAccess(token string) (AccessClaims, error) {
 // state; it also returns the kid of the key that verified the token.
 func (m *Manager) verifyAccess(token string, now time.Time, st *state) (AccessClaims, string, error) {
 	if len(token) > maxTokenSize {
-		return AccessClaims{}, "", invalid("token larger than %d bytes", maxTokenSize)
+		return AccessClaims{}, "", malformed("token larger than %d bytes", maxTokenSize)
 	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return AccessClaims{}, "", invalid("not a compact JWS")
+		return AccessClaims{}, "", malformed("not a compact JWS")
 	}
 	if parts[2] == "" {
-		return AccessClaims{}, "", invalid("empty signature")
+		return AccessClaims{}, "", malformed("empty signature")
 	}
 	// One token, one spelling: padding, the standard alphabet or unused
 	// trailing bits would give a valid token other accepted forms, and defeat
 	// anything that compares token strings (deny lists, replay caches).
 	for i, name := range []string{"header", "payload", "signature"} {
 		if _, err := base64.RawURLEncoding.Strict().DecodeString(parts[i]); err != nil {
-			return AccessClaims{}, "", invalid("%s is not canonical base64url", name)
+			return AccessClaims{}, "", malformed("%s is not canonical base64url", name)
 		}
 	}
 	hdr, err := parseHeader(parts[0])
 	if err != nil {
-		return AccessClaims{}, "", invalid("header: %v", err)
+		return AccessClaims{}, "", malformed("header: %v", err)
 	}
 	if !strings.EqualFold(hdr.typ, TypeAccess) && !strings.EqualFold(hdr.typ, "application/"+TypeAccess) {
-		return AccessClaims{}, "", invalid("typ %q is not %s", hdr.typ, TypeAccess)
+		return AccessClaims{}, "", malformed("typ %q is not %s", hdr.typ, TypeAccess)
 	}
 	if !slices.Contains(m.cfg.Algorithms, hdr.alg) {
-		return AccessClaims{}, "", invalid("alg %q not allowed", hdr.alg)
+		return AccessClaims{}, "", refuse(ErrBadSignature, "alg %q not allowed", hdr.alg)
 	}
 	if st == nil {
-		return AccessClaims{}, "", invalid("no keyset loaded")
+		return AccessClaims{}, "", refuse(ErrUnknownKey, "no keyset loaded")
 	}
 	e, ok := st.keys[hdr.kid]
 	if !ok {
-		return AccessClaims{}, "", invalid("unknown kid")
+		return AccessClaims{}, "", refuse(ErrUnknownKey, "kid not in the keyset")
 	}
 	if !published(e.key, now) {
-		return AccessClaims{}, "", invalid("key %s is not published", e.key.ID)
+		return AccessClaims{}, "", refuse(ErrUnknownKey, "key %s is not published", e.key.ID)
 	}
 	if hdr.alg != e.alg.String() {
-		return AccessClaims{}, "", invalid("alg %s does not match key %s", hdr.alg, e.key.ID)
+		return AccessClaims{}, "", refuse(ErrBadSignature, "alg %s does not match key %s", hdr.alg, e.key.ID)
 	}
 	payload, err := jws.Verify([]byte(token), jws.WithCompact(), jws.WithKey(e.alg, e.public))
 	if err != nil {
-		return AccessClaims{}, "", invalid("bad signature")
+		return AccessClaims{}, "", refuse(ErrBadSignature, "signature does not verify")
 	}
 	c, err := m.accessClaims(payload, now)
 	return c, e.key.ID, err
@@ -178,7 +183,7 @@ func decodeObject(raw []byte) (map[string]json.RawMessage, error) {
 func (m *Manager) accessClaims(payload []byte, now time.Time) (AccessClaims, error) {
 	members, err := decodeObject(payload)
 	if err != nil {
-		return AccessClaims{}, invalid("claims: %v", err)
+		return AccessClaims{}, malformed("claims: %v", err)
 	}
 	var c AccessClaims
 	var iss string
@@ -187,39 +192,39 @@ func (m *Manager) accessClaims(payload []byte, now time.Time) (AccessClaims, err
 	for name, dst := range strs {
 		if v, ok := members[name]; ok {
 			if err := json.Unmarshal(v, dst); err != nil {
-				return AccessClaims{}, invalid("claim %s is not a string", name)
+				return AccessClaims{}, malformed("claim %s is not a string", name)
 			}
 		}
 	}
 	if iss != m.cfg.Issuer {
-		return AccessClaims{}, invalid("issuer %q not accepted", iss)
+		return AccessClaims{}, malformed("issuer %q not accepted", iss)
 	}
 	aud, err := audience(members["aud"])
 	if err != nil {
-		return AccessClaims{}, invalid("claim aud: %v", err)
+		return AccessClaims{}, malformed("claim aud: %v", err)
 	}
 	if !slices.Contains(aud, m.cfg.Audience) {
-		return AccessClaims{}, invalid("audience not accepted")
+		return AccessClaims{}, malformed("audience not accepted")
 	}
 	if c.Subject == "" || c.SessionID == "" {
-		return AccessClaims{}, invalid("sub and sid are required")
+		return AccessClaims{}, malformed("sub and sid are required")
 	}
 	leeway := m.cfg.Leeway
 	exp, ok, err := numericDate(members["exp"])
 	if err != nil || !ok {
-		return AccessClaims{}, invalid("exp missing or malformed")
+		return AccessClaims{}, malformed("exp missing or malformed")
 	}
 	iat, ok, err := numericDate(members["iat"])
 	if err != nil || !ok {
-		return AccessClaims{}, invalid("iat missing or malformed")
+		return AccessClaims{}, malformed("iat missing or malformed")
 	}
 	if iat.After(now.Add(leeway)) {
-		return AccessClaims{}, invalid("issued in the future")
+		return AccessClaims{}, malformed("issued in the future")
 	}
 	if nbf, ok, err := numericDate(members["nbf"]); err != nil {
-		return AccessClaims{}, invalid("nbf malformed")
+		return AccessClaims{}, malformed("nbf malformed")
 	} else if ok && nbf.After(now.Add(leeway)) {
-		return AccessClaims{}, invalid("not valid yet")
+		return AccessClaims{}, malformed("not valid yet")
 	}
 	if !now.Before(exp.Add(leeway)) {
 		return AccessClaims{}, fmt.Errorf("verify access token: %w", ErrExpired)
