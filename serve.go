@@ -73,7 +73,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.jwksMaxAge, contract.FlagJWKSMaxAge, 5*time.Minute, "Cache-Control max-age of the JWKS; keys are published at least this plus 1m clock skew before they sign")
 	fs.DurationVar(&c.publishAhead, contract.FlagKeyPublishAhead, time.Hour, "least time a new key is published before it signs (at least --jwks-max-age plus --clock-skew)")
 	fs.DurationVar(&c.clockSkew, contract.FlagClockSkew, time.Minute, "largest clock difference assumed between replicas and verifiers")
-	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
+	fs.StringVar(&c.trustedProxies, contract.FlagTrustedProxies, "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
 	fs.StringVar(&c.tlsCertFile, contract.FlagTLSCertFile, "", "PEM certificate chain: with --tls-key-file, the API (and /readyz) is served over TLS 1.2+ with HTTP/2; a renewed pair is picked up within seconds, without a restart. The metrics listener stays plain HTTP")
 	fs.StringVar(&c.tlsKeyFile, contract.FlagTLSKeyFile, "", "PEM private key of --tls-cert-file (both or neither)")
 	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
