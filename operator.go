@@ -7,9 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -33,6 +36,7 @@ type operatorConfig struct {
 	watchNamespace string
 	logLevel       string
 	concurrency    int
+	appTemplate    string
 }
 
 func (c *operatorConfig) register(fs *flag.FlagSet) {
@@ -54,6 +58,31 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&c.concurrency, "max-concurrent-reconciles", 4,
 		"IdeasApps reconciled at once (one IdeasApp is never reconciled twice at once); more shortens a rotation across many IdeasApps, each RSA key generation takes a core for a moment")
+	fs.StringVar(&c.appTemplate, "app-template", "",
+		"NAMESPACE/NAME of a ConfigMap holding a desired IdeasApp (data key "+controllers.AppTemplateKey+"), as the Helm chart renders "+
+			"its app.* values: the operator server-side applies that IdeasApp in NAMESPACE whenever the ConfigMap changes (fields "+
+			"taken out of it are removed, fields set by others stay) and never deletes it, unless the ConfigMap says "+
+			controllers.AppTemplateKeepKey+": \"false\" (then it is deleted with the ConfigMap); empty: none")
+}
+
+// appTemplate is the ConfigMap of --app-template, empty if none.
+func (c *operatorConfig) appTemplateName() (types.NamespacedName, error) {
+	if c.appTemplate == "" {
+		return types.NamespacedName{}, nil
+	}
+	ns, name, ok := strings.Cut(c.appTemplate, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("--app-template: %q is not NAMESPACE/NAME", c.appTemplate)
+	}
+	errs := append(validation.IsDNS1123Label(ns), validation.IsDNS1123Subdomain(name)...)
+	if len(errs) > 0 {
+		return types.NamespacedName{}, fmt.Errorf("--app-template: %q: %s", c.appTemplate, strings.Join(errs, "; "))
+	}
+	if c.watchNamespace != "" && ns != c.watchNamespace {
+		return types.NamespacedName{}, fmt.Errorf("--app-template: the IdeasApp would be made in namespace %q, which --watch-namespace=%s does not reconcile",
+			ns, c.watchNamespace)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
 
 func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -70,6 +99,10 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	if cfg.concurrency < 1 {
 		return errors.New("--max-concurrent-reconciles: must be at least 1")
+	}
+	template, err := cfg.appTemplateName()
+	if err != nil {
+		return err
 	}
 
 	slogger, err := newLogger(stderr, cfg.logLevel)
@@ -119,6 +152,17 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up controller: %w", err)
 	}
+	if template.Name != "" {
+		t := &controllers.AppTemplateReconciler{
+			Client:    mgr.GetClient(),
+			APIReader: mgr.GetAPIReader(),
+			Template:  template,
+			Recorder:  mgr.GetEventRecorder("ideapool-operator"),
+		}
+		if err := t.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up app template controller: %w", err)
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -126,7 +170,8 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return err
 	}
 	log.Info("starting operator", "version", version, "app_image", cfg.appImage,
-		"watch_namespace", cfg.watchNamespace, "leader_elect", cfg.leaderElect, "max_concurrent_reconciles", cfg.concurrency)
+		"watch_namespace", cfg.watchNamespace, "leader_elect", cfg.leaderElect, "max_concurrent_reconciles", cfg.concurrency,
+		"app_template", cfg.appTemplate)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -128,7 +128,7 @@ app.kubernetes.io/component: operator
   verbs: [create, get, list, patch, update, watch]
 - apiGroups: [ideapool.dev]
   resources: [ideasapps]
-  verbs: [get, list, watch]
+  verbs: [create, get, list, patch, watch]
 - apiGroups: [ideapool.dev]
   resources: [ideasapps/finalizers]
   verbs: [update]
