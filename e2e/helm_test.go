@@ -7,6 +7,7 @@ package e2e_test
 // reconciling what the chart created.
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"debug/elf"
@@ -21,6 +22,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +31,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -227,8 +232,12 @@ func TestHelmLintAndTemplate(t *testing.T) {
 				} else if len(crds) != 1 || crds[0].meta("annotations")["helm.sh/resource-policy"] != "keep" {
 					t.Errorf("want the IdeasApp CRD with helm.sh/resource-policy: keep (crds.keep defaults to true), got %d CRD(s)", len(crds))
 				}
-				if apps := find(objs, "IdeasApp"); len(apps) != 1 {
-					t.Errorf("want one IdeasApp (app.enabled defaults to true), got %d", len(apps))
+				if apps := find(objs, "IdeasApp"); len(apps) != 0 {
+					t.Errorf("the chart renders %d IdeasApp(s): a release object would be deleted by uninstall and rollback", len(apps))
+				}
+				app, keep := templateApp(t, objs)
+				if app.kind() != "IdeasApp" || app.get("metadata", "name") == nil || app.get("spec", "tokens", "accessTokenTTL") == nil || keep != "true" {
+					t.Errorf("the app template holds %v (keep %q); want an IdeasApp with a name, the values' spec, and keep \"true\" (app.keep defaults to true)", app, keep)
 				}
 				if strings.Contains(values, "two-replicas") {
 					if r := deps[0].get("spec", "replicas"); fmt.Sprint(r) != "2" {
@@ -245,8 +254,11 @@ func TestHelmLintAndTemplate(t *testing.T) {
 		if len(crds) != 1 || crds[0].meta("annotations")["helm.sh/resource-policy"] != "" {
 			t.Errorf("crds.keep=false: want the CRD without helm.sh/resource-policy")
 		}
-		if n := len(find(objs, "IdeasApp")); n != 0 {
-			t.Errorf("app.enabled=false still renders %d IdeasApp(s)", n)
+		if n := len(appTemplates(objs)); n != 0 {
+			t.Errorf("app.enabled=false still renders %d app template(s)", n)
+		}
+		if args := operatorArgs(t, objs); strings.Contains(args, "--app-template") {
+			t.Errorf("app.enabled=false still passes --app-template: %s", args)
 		}
 		if n := len(find(objs, "ClusterRole")); n != 0 {
 			t.Errorf("with operator.watchNamespace the operator needs no ClusterRole, got %d", n)
@@ -259,6 +271,38 @@ func TestHelmLintAndTemplate(t *testing.T) {
 		}
 		if inTeam != 1 {
 			t.Errorf("want the operator's Role in the watched namespace team-a, got %d", inTeam)
+		}
+	})
+
+	t.Run("the operator applies the app template", func(t *testing.T) {
+		cases := map[string]struct {
+			set      string
+			ns, keep string // of the template, and its keep
+		}{
+			"defaults":                              {ns: "ideapool-system", keep: "true"},
+			"keep off":                              {set: "app.keep=false", ns: "ideapool-system", keep: "false"},
+			"in the namespace the operator watches": {set: "operator.watchNamespace=team-a", ns: "team-a", keep: "true"},
+		}
+		for name, tc := range cases {
+			t.Run(name, func(t *testing.T) {
+				var args []string
+				if tc.set != "" {
+					args = []string{"--set", tc.set}
+				}
+				objs := helmTemplate(t, bins["helm4"], "", args...)
+				cms := appTemplates(objs)
+				if len(cms) != 1 {
+					t.Fatalf("want one app template ConfigMap, got %d", len(cms))
+				}
+				ns, _ := cms[0].get("metadata", "namespace").(string)
+				want := "--app-template=" + ns + "/" + cms[0].name()
+				if got := operatorArgs(t, objs); ns != tc.ns || !strings.Contains(got, want) {
+					t.Errorf("app template %s/%s; the operator's args %s; want it in %s and %s", ns, cms[0].name(), got, tc.ns, want)
+				}
+				if _, keep := templateApp(t, objs); keep != tc.keep {
+					t.Errorf("keep %q, want %q", keep, tc.keep)
+				}
+			})
 		}
 	})
 
@@ -278,13 +322,10 @@ func TestHelmLintAndTemplate(t *testing.T) {
 		// The operator names the IdeasApp's own Deployment and
 		// ServiceAccount after the IdeasApp: the chart's must never be
 		// called the same, however the names are cut.
-		apps := find(objs, "IdeasApp")
-		if len(apps) != 1 {
-			t.Fatalf("want one IdeasApp, got %d", len(apps))
-		}
+		app, _ := templateApp(t, objs)
 		for _, kind := range []string{"Deployment", "ServiceAccount"} {
 			for _, o := range find(objs, kind) {
-				if o.name() == apps[0].name() {
+				if o.name() == app.name() {
 					t.Errorf("the chart's %s is named %q, as the IdeasApp whose own %s the operator makes", kind, o.name(), kind)
 				}
 			}
@@ -305,6 +346,45 @@ func TestHelmLintAndTemplate(t *testing.T) {
 			}
 		}
 	})
+}
+
+// appTemplates are the ConfigMaps holding the chart's IdeasApp.
+func appTemplates(objs []object) []object {
+	var out []object
+	for _, o := range find(objs, "ConfigMap") {
+		if o.meta("labels")["app.kubernetes.io/component"] == "app-template" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// templateApp is the IdeasApp of the chart's one app template, and its keep.
+func templateApp(t *testing.T, objs []object) (object, string) {
+	t.Helper()
+	cms := appTemplates(objs)
+	if len(cms) != 1 {
+		t.Fatalf("want one app template ConfigMap (app.enabled defaults to true), got %d", len(cms))
+	}
+	data, _ := cms[0]["data"].(map[string]any)
+	raw, _ := data["ideasapp.yaml"].(string)
+	apps := parseManifests(t, raw)
+	if len(apps) != 1 {
+		t.Fatalf("the app template's ideasapp.yaml holds %d objects:\n%s", len(apps), raw)
+	}
+	keep, _ := data["keep"].(string)
+	return apps[0], keep
+}
+
+// operatorArgs are the operator container's arguments, as JSON.
+func operatorArgs(t *testing.T, objs []object) string {
+	t.Helper()
+	deps := find(objs, "Deployment")
+	if len(deps) != 1 {
+		t.Fatalf("want one operator Deployment, got %d", len(deps))
+	}
+	b, _ := json.Marshal(deps[0].get("spec", "template", "spec", "containers"))
+	return string(b)
 }
 
 func baseOr(s, def string) string {
@@ -554,72 +634,180 @@ func startBareCluster(t *testing.T) *cluster {
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// chartTools are the helpers of the chart tests on cluster c: helm runs a
-// Helm major against it; waitChildren waits for the operator's children of
-// IdeasApp ns/name, with wantTTL as the access token lifetime in its
-// ConfigMap; crdExists tells whether the IdeasApp CRD is there.
-func chartTools(c *cluster, bins map[string]string) (
-	helm func(t *testing.T, major string, args ...string) string,
-	waitChildren func(t *testing.T, ns, name, wantTTL string),
-	crdExists func() bool,
-) {
-	kenv := []string{"KUBECONFIG=" + c.kubeconfig}
-	helm = func(t *testing.T, major string, args ...string) string {
-		t.Helper()
-		out, err := runTool(kenv, "", bins[major], args...)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		return out
-	}
-	ctx := context.Background()
-	// waitChildren waits for the operator's children of IdeasApp ns/name and
-	// returns the access token lifetime in its ConfigMap once it is want.
-	waitChildren = func(t *testing.T, ns, name, wantTTL string) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			_, errS := c.client.CoreV1().Secrets(ns).Get(ctx, name+"-keyset", metav1.GetOptions{})
-			cm, errC := c.client.CoreV1().ConfigMaps(ns).Get(ctx, name+"-config", metav1.GetOptions{})
-			_, errD := c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-			_, errV := c.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-			var ttl string
-			if errC == nil {
-				for k, v := range cm.Data {
-					if strings.Contains(strings.ToLower(k), "access") {
-						ttl = v
-					}
-				}
-			}
-			if errS == nil && errC == nil && errD == nil && errV == nil && ttl == wantTTL {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("IdeasApp %s/%s: within 30 s the operator did not create the Secret %s-keyset (%v), the ConfigMap %s-config (%v) with access token lifetime %s (has %q), the Deployment (%v) and the Service (%v)",
-					ns, name, name, errS, name, errC, wantTTL, ttl, errD, errV)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	crdExists = func() bool {
-		_, err := c.dynamic.Resource(crdGVR).Get(ctx, "ideasapps.ideapool.dev", metav1.GetOptions{})
-		return err == nil
-	}
-
-	return helm, waitChildren, crdExists
+// chartCluster is a bare API server on which a chart test runs Helm, and
+// the operator as the chart's Deployment would run it.
+type chartCluster struct {
+	*cluster
+	bins map[string]string
 }
 
-// TestChartAndKustomizeOnAPIServer installs, upgrades and uninstalls the
-// chart with both Helm majors on one real API server, with the operator
-// reconciling what the chart created.
+func newChartCluster(t *testing.T, bins map[string]string) *chartCluster {
+	t.Helper()
+	return &chartCluster{cluster: startBareCluster(t), bins: bins}
+}
+
+// helm runs a Helm major ("helm3", "helm4") against the cluster.
+func (c *chartCluster) helm(t *testing.T, major string, args ...string) string {
+	t.Helper()
+	out, err := runTool([]string{"KUBECONFIG=" + c.kubeconfig}, "", c.bins[major], args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return out
+}
+
+func (c *chartCluster) crdExists() bool {
+	_, err := c.dynamic.Resource(crdGVR).Get(context.Background(), "ideasapps.ideapool.dev", metav1.GetOptions{})
+	return err == nil
+}
+
+// app is the IdeasApp ns/name, nil if there is none.
+func (c *chartCluster) app(t *testing.T, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	u, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("get ideasapp %s/%s: %v", ns, name, err)
+	}
+	return u
+}
+
+// waitUntil polls cond for up to 30 s; describe says what was seen last.
+func waitUntil(t *testing.T, cond func() bool, describe func() string) {
+	t.Helper()
+	if _, ok := waitFor(30*time.Second, cond); !ok {
+		t.Fatalf("within 30 s: %s", describe())
+	}
+}
+
+// waitApp waits until IdeasApp ns/name has the access token lifetime want
+// in its spec, and the operator's children of it exist with that lifetime
+// in NAME-config (what the pods read), and returns the IdeasApp.
+func (c *chartCluster) waitApp(t *testing.T, ns, name string, want time.Duration) *unstructured.Unstructured {
+	t.Helper()
+	ctx := context.Background()
+	var app *unstructured.Unstructured
+	var errS, errC, errD, errV error
+	var specTTL, configTTL string
+	waitUntil(t, func() bool {
+		if app = c.app(t, ns, name); app != nil {
+			specTTL, _, _ = unstructured.NestedString(app.Object, "spec", "tokens", "accessTokenTTL")
+		}
+		var cm *corev1.ConfigMap
+		_, errS = c.client.CoreV1().Secrets(ns).Get(ctx, name+"-keyset", metav1.GetOptions{})
+		cm, errC = c.client.CoreV1().ConfigMaps(ns).Get(ctx, name+"-config", metav1.GetOptions{})
+		_, errD = c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		_, errV = c.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if errC == nil {
+			configTTL = cm.Data["access-token-ttl"]
+		}
+		return app != nil && sameDuration(specTTL, want) && sameDuration(configTTL, want) &&
+			errS == nil && errC == nil && errD == nil && errV == nil
+	}, func() string {
+		return fmt.Sprintf("IdeasApp %s/%s (exists: %v) has spec.tokens.accessTokenTTL %q and its ConfigMap %s-config access-token-ttl %q, want %s; "+
+			"keyset Secret: %v, ConfigMap: %v, Deployment: %v, Service: %v", ns, name, app != nil, specTTL, name, configTTL, want, errS, errC, errD, errV)
+	})
+	return app
+}
+
+func sameDuration(s string, want time.Duration) bool {
+	d, err := time.ParseDuration(s)
+	return err == nil && d == want
+}
+
+// chartOperator is `ideapool operator` run as a release's Deployment runs
+// it: with the Deployment's arguments (but the listen addresses and leader
+// election, which are the test's) and as its ServiceAccount, so that it has
+// the chart's RBAC and nothing more.
+type chartOperator struct {
+	logs *syncBuffer
+	args []string
+	stop func()
+}
+
+func (c *chartCluster) runChartOperator(t *testing.T, ns, release string) *chartOperator {
+	t.Helper()
+	deps, err := c.client.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{
+		LabelSelector: "app.kubernetes.io/component=operator,app.kubernetes.io/instance=" + release})
+	if err != nil || len(deps.Items) != 1 || len(deps.Items[0].Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("want the one operator Deployment of release %s in %s: %v", release, ns, err)
+	}
+	pod := deps.Items[0].Spec.Template.Spec
+	args := []string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false"}
+	for _, a := range pod.Containers[0].Args[1:] { // after "operator"
+		if !strings.HasPrefix(a, "--metrics-bind-address=") && !strings.HasPrefix(a, "--health-probe-bind-address=") &&
+			!strings.HasPrefix(a, "--leader-elect=") {
+			args = append(args, a)
+		}
+	}
+	op := &chartOperator{logs: &syncBuffer{}, args: args}
+	cmd := exec.Command(binary, append([]string{"operator"}, args...)...)
+	cmd.Env = append(cleanEnv(), "KUBECONFIG="+c.kubeconfigAs(t, ns, pod.ServiceAccountName))
+	cmd.Stdout, cmd.Stderr = op.logs, op.logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start operator: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var once sync.Once
+	op.stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("operator exited with %v after SIGTERM\n%s", err, op.logs)
+				}
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Errorf("operator did not stop within 15 s of SIGTERM\n%s", op.logs)
+			}
+			if t.Failed() {
+				t.Logf("operator %v logs:\n%s", args, op.logs)
+			}
+		})
+	}
+	t.Cleanup(op.stop)
+	return op
+}
+
+// waitLog waits for the operator to log msg.
+func (op *chartOperator) waitLog(t *testing.T, msg string) {
+	t.Helper()
+	waitUntil(t, func() bool { return strings.Contains(op.logs.String(), msg) },
+		func() string { return fmt.Sprintf("the operator did not log %q:\n%s", msg, op.logs) })
+}
+
+// releaseKinds are the kinds of the objects in a release's manifest.
+func (c *chartCluster) releaseKinds(t *testing.T, major, ns, release string) []string {
+	t.Helper()
+	var kinds []string
+	for _, o := range parseManifests(t, c.helm(t, major, "get", "manifest", release, "--namespace", ns)) {
+		kinds = append(kinds, o.kind())
+	}
+	return kinds
+}
+
+func sameUID(t *testing.T, app *unstructured.Unstructured, uid types.UID) {
+	t.Helper()
+	if app.GetUID() != uid {
+		t.Fatalf("IdeasApp %s was deleted and made again (uid %s, was %s): its signing keys and database went with it",
+			app.GetName(), app.GetUID(), uid)
+	}
+}
+
+// TestChartAndKustomizeOnAPIServer checks the rendered manifests on a real
+// API server, then takes the chart through what a platform team does with
+// it, with Helm 3 and Helm 4, each on a cluster that has never had the CRD.
 func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 	bins := helmBinaries(t)
 	start := time.Now()
-	c := startBareCluster(t)
+	c := newChartCluster(t, bins)
 	kubectl := filepath.Join(c.assets, "kubectl")
 	kenv := []string{"KUBECONFIG=" + c.kubeconfig}
 	ctx := context.Background()
-	helm, waitChildren, crdExists := chartTools(c, bins)
 	nsFor := func(t *testing.T, ns string) {
 		t.Helper()
 		_, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
@@ -627,19 +815,6 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	// Helm 4 on a cluster that has never seen the CRD: the chart creates it
-	// and, after it, the IdeasApp.
-	const ns4, rel4 = "ideapool-system", "ideapool"
-	t.Run("helm4 install on a fresh cluster", func(t *testing.T) {
-		helm(t, "helm4", "install", rel4, chartDir, "--namespace", ns4, "--create-namespace")
-		if !crdExists() {
-			t.Fatal("helm install did not create the IdeasApp CRD")
-		}
-		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns4).Get(ctx, rel4, metav1.GetOptions{}); err != nil {
-			t.Fatalf("helm install did not create the IdeasApp %s: %v", rel4, err)
-		}
-	})
 
 	t.Run("rendered manifests pass server-side dry-run", func(t *testing.T) {
 		const ns = "dry-run"
@@ -650,7 +825,7 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 				if values != "" {
 					args = append(args, "-f", values)
 				}
-				manifest := helm(t, major, args...)
+				manifest := c.helm(t, major, args...)
 				if out, err := runTool(kenv, manifest, kubectl, "apply", "--dry-run=server", "-n", ns, "-f", "-"); err != nil {
 					t.Errorf("%s %s: %v\n%s", major, baseOr(values, "defaults"), err, out)
 				}
@@ -673,85 +848,186 @@ func TestChartAndKustomizeOnAPIServer(t *testing.T) {
 		}
 	})
 
-	c.startOperator(t)
-
-	t.Run("the operator reconciles the chart's IdeasApp", func(t *testing.T) {
-		waitChildren(t, ns4, rel4, "10m0s")
-	})
-
-	t.Run("helm4 upgrade changes the token lifetimes", func(t *testing.T) {
-		helm(t, "helm4", "upgrade", rel4, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=3m")
-		waitChildren(t, ns4, rel4, "3m0s")
-	})
-
-	// Revision 1 made the IdeasApp in a hook, so its manifest lacks it:
-	// rolling back to it must not delete the app with its keys and data.
-	t.Run("helm4 rollback to the first revision keeps the IdeasApp", func(t *testing.T) {
-		helm(t, "helm4", "rollback", rel4, "1", "--namespace", ns4)
-		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns4).Get(ctx, rel4, metav1.GetOptions{}); err != nil {
-			t.Fatalf("after helm rollback %s 1 the IdeasApp is gone (app.keep defaults to true): %v", rel4, err)
-		}
-		helm(t, "helm4", "upgrade", rel4, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=3m")
-		waitChildren(t, ns4, rel4, "3m0s")
-	})
-
-	// Helm 3 on a cluster that already has the CRD (crds.enabled=false:
-	// the CRD belongs to the other release).
-	const ns3, rel3 = "team-three", "pool3"
-	app3 := rel3 + "-ideapool"
-	t.Run("helm3 install and upgrade", func(t *testing.T) {
-		helm(t, "helm3", "install", rel3, chartDir, "--namespace", ns3, "--create-namespace", "--set", "crds.enabled=false")
-		waitChildren(t, ns3, app3, "10m0s")
-		helm(t, "helm3", "upgrade", rel3, chartDir, "--namespace", ns3, "--set", "crds.enabled=false",
-			"--set", "app.spec.tokens.accessTokenTTL=7m")
-		waitChildren(t, ns3, app3, "7m0s")
-	})
-
-	t.Run("helm uninstall keeps the CRD and the IdeasApp", func(t *testing.T) {
-		out := helm(t, "helm4", "uninstall", rel4, "--namespace", ns4)
-		if !crdExists() {
-			t.Fatalf("after helm uninstall with crds.keep=true the CRD is gone:\n%s", out)
-		}
-		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns4).Get(ctx, rel4, metav1.GetOptions{}); err != nil {
-			t.Errorf("after helm uninstall with app.keep=true the IdeasApp is gone: %v", err)
-		}
-		if _, err := c.dynamic.Resource(ideasAppsGVR).Namespace(ns3).Get(ctx, app3, metav1.GetOptions{}); err != nil {
-			t.Errorf("after uninstalling one release, the other release's IdeasApp is gone: %v", err)
-		}
-		helm(t, "helm3", "uninstall", rel3, "--namespace", ns3)
-	})
-
-	// Helm 3's install adopts an existing object without patching it (its
-	// original is taken to be the new manifest) unless told
-	// --take-ownership, which merges three ways against the live object,
-	// as the README says.
-	t.Run("helm3 reinstall adopts the kept CRD and IdeasApp and upgrades", func(t *testing.T) {
-		helm(t, "helm3", "install", rel4, chartDir, "--namespace", ns4, "--take-ownership", "--set", "app.spec.tokens.accessTokenTTL=4m")
-		waitChildren(t, ns4, rel4, "4m0s")
-		helm(t, "helm3", "upgrade", rel4, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=5m")
-		waitChildren(t, ns4, rel4, "5m0s")
-	})
-
-	// Helm 3 on a cluster without the CRD (a second API server): the
-	// IdeasApp comes from the post-install hook, and the first upgrade
-	// adopts it. Helm 3's upgrade adopts without patching (even with
-	// --take-ownership, which only its install merges against the live
-	// object), so that one upgrade takes --force, as the README says.
-	t.Run("helm3 on a fresh cluster: the first upgrade applies with --force", func(t *testing.T) {
-		fresh := startBareCluster(t)
-		fresh.startOperator(t)
-		helm3, waitFresh, _ := chartTools(fresh, bins)
-		const rel = "fresh3"
-		notes := helm3(t, "helm3", "install", rel, chartDir, "--namespace", ns4, "--create-namespace")
-		if !strings.Contains(notes, "pass --force to your first `helm upgrade`") {
-			t.Errorf("the NOTES of a Helm 3 install on a fresh cluster do not say to pass --force to the first upgrade:\n%s", notes)
-		}
-		app := rel + "-ideapool"
-		waitFresh(t, ns4, app, "10m0s")
-		helm3(t, "helm3", "upgrade", rel, chartDir, "--namespace", ns4, "--force", "--set", "app.spec.tokens.accessTokenTTL=6m")
-		waitFresh(t, ns4, app, "6m0s")
-		helm3(t, "helm3", "upgrade", rel, chartDir, "--namespace", ns4, "--set", "app.spec.tokens.accessTokenTTL=8m")
-		waitFresh(t, ns4, app, "8m0s")
-	})
+	for _, major := range []string{"helm3", "helm4"} {
+		t.Run(major+" on a fresh cluster", func(t *testing.T) { chartJourney(t, newChartCluster(t, bins), major) })
+	}
 	t.Logf("chart on the API server: %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// chartJourney installs the chart with one Helm major on a cluster without
+// the CRD, upgrades it with the README's plain command, rolls back,
+// uninstalls and installs again, with the operator applying every change to
+// the IdeasApp and never deleting it.
+func chartJourney(t *testing.T, c *chartCluster, major string) {
+	const ns, rel, app = "ideapool-system", "ideapool", "ideapool"
+	ctx := context.Background()
+
+	notes := c.helm(t, major, "install", rel, chartDir, "--namespace", ns, "--create-namespace")
+	if !c.crdExists() {
+		t.Fatal("helm install did not create the IdeasApp CRD")
+	}
+	for _, stale := range []string{"--force", "--take-ownership"} {
+		if strings.Contains(notes, stale) {
+			t.Errorf("the NOTES still ask for %s:\n%s", stale, notes)
+		}
+	}
+	op := c.runChartOperator(t, ns, rel)
+	uid := c.waitApp(t, ns, app, 10*time.Minute).GetUID()
+
+	// The README's command, nothing more: Helm 3 used to report success
+	// and change nothing here.
+	c.helm(t, major, "upgrade", rel, chartDir, "--namespace", ns, "--reuse-values", "--set", "app.spec.tokens.accessTokenTTL=7m")
+	sameUID(t, c.waitApp(t, ns, app, 7*time.Minute), uid)
+	if kinds := c.releaseKinds(t, major, ns, rel); slices.Contains(kinds, "IdeasApp") {
+		t.Errorf("the release holds the IdeasApp (%v): Helm would delete it on uninstall or rollback", kinds)
+	}
+
+	// A field the values do not set, set by hand, outlives a rollback.
+	c.kubectl(t, "", "patch", "ideasapp", app, "-n", ns, "--type", "merge", "-p", `{"spec":{"image":"example.com/ideapool:by-hand"}}`)
+	c.helm(t, major, "rollback", rel, "1", "--namespace", ns)
+	got := c.waitApp(t, ns, app, 10*time.Minute)
+	sameUID(t, got, uid)
+	if img, _, _ := unstructured.NestedString(got.Object, "spec", "image"); img != "example.com/ideapool:by-hand" {
+		t.Errorf("spec.image %q after the rollback; the value set by hand is gone", img)
+	}
+
+	c.helm(t, major, "uninstall", rel, "--namespace", ns)
+	op.waitLog(t, "app template not found")
+	if !c.crdExists() {
+		t.Error("helm uninstall deleted the CRD (crds.keep defaults to true)")
+	}
+	got = c.app(t, ns, app)
+	if got == nil {
+		t.Fatal("helm uninstall deleted the IdeasApp (app.keep defaults to true)")
+	}
+	sameUID(t, got, uid)
+	if _, err := c.client.CoreV1().Secrets(ns).Get(ctx, app+"-keyset", metav1.GetOptions{}); err != nil {
+		t.Errorf("after helm uninstall the signing keys are gone: %v", err)
+	}
+	if _, err := c.client.CoreV1().PersistentVolumeClaims(ns).Get(ctx, app+"-data", metav1.GetOptions{}); err != nil {
+		t.Errorf("after helm uninstall the database volume is gone: %v", err)
+	}
+	op.stop()
+
+	// Installing again finds the kept CRD and IdeasApp: no flag needed,
+	// the operator takes the IdeasApp back with its keys and data.
+	c.helm(t, major, "install", rel, chartDir, "--namespace", ns, "--set", "app.spec.tokens.accessTokenTTL=4m")
+	c.runChartOperator(t, ns, rel)
+	sameUID(t, c.waitApp(t, ns, app, 4*time.Minute), uid)
+}
+
+// oldChartCommit is the last commit whose chart made the IdeasApp a Helm
+// object (a post-install hook on a fresh cluster, then a release object).
+const oldChartCommit = "11c87fb4ccd8f03f96b9d56067ed0eebbe88eefb"
+
+// oldChart extracts the chart of oldChartCommit from the repository's
+// history into a temporary directory.
+func oldChart(t *testing.T) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "-C", root, "archive", "--format=tar", oldChartCommit, chartDir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the old chart comes from git history (commit %s; in a shallow clone run `git fetch --unshallow`): %v\n%s",
+			oldChartCommit, err, stderr.String())
+	}
+	dir := t.TempDir()
+	tr := tar.NewReader(bytes.NewReader(out))
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, chartDir)
+}
+
+// TestChartUpgradeFromOldChart upgrades a release of the chart that made
+// the IdeasApp a Helm object: Helm keeps the IdeasApp (its resource policy),
+// the operator takes over the fields Helm set, and from then on every
+// upgrade reaches it, a value taken out included.
+func TestChartUpgradeFromOldChart(t *testing.T) {
+	bins := helmBinaries(t)
+	old := oldChart(t)
+	for _, major := range []string{"helm3", "helm4"} {
+		t.Run(major, func(t *testing.T) {
+			const ns, rel, app = "legacy", "legacy", "legacy-ideapool"
+			c := newChartCluster(t, bins)
+			c.helm(t, major, "install", rel, old, "--namespace", ns, "--create-namespace", "--set", "app.spec.issuer=https://old.example.com")
+			op := c.runChartOperator(t, ns, rel)
+			if slices.ContainsFunc(op.args, func(a string) bool { return strings.HasPrefix(a, "--app-template") }) {
+				t.Fatalf("the chart of %s already passes --app-template: %v", oldChartCommit, op.args)
+			}
+			uid := c.waitApp(t, ns, app, 10*time.Minute).GetUID()
+			// The old chart's first upgrade made the IdeasApp a release
+			// object (with --force on Helm 3, as its README said).
+			upgrade := []string{"upgrade", rel, old, "--namespace", ns, "--reuse-values", "--set", "app.spec.tokens.accessTokenTTL=3m"}
+			if major == "helm3" {
+				upgrade = append(upgrade, "--force")
+			}
+			c.helm(t, major, upgrade...)
+			sameUID(t, c.waitApp(t, ns, app, 3*time.Minute), uid)
+			if kinds := c.releaseKinds(t, major, ns, rel); !slices.Contains(kinds, "IdeasApp") {
+				t.Fatalf("with the old chart the IdeasApp should be a release object: %v", kinds)
+			}
+			op.stop()
+
+			// The new chart drops the IdeasApp from the release.
+			c.helm(t, major, "upgrade", rel, chartDir, "--namespace", ns, "--reuse-values", "--set", "app.spec.tokens.accessTokenTTL=7m")
+			if got := c.app(t, ns, app); got == nil {
+				t.Fatal("the upgrade to the new chart deleted the IdeasApp")
+			}
+			op = c.runChartOperator(t, ns, rel)
+			got := c.waitApp(t, ns, app, 7*time.Minute)
+			sameUID(t, got, uid)
+			if iss, _, _ := unstructured.NestedString(got.Object, "spec", "issuer"); iss != "https://old.example.com" {
+				t.Errorf("spec.issuer %q, want the reused value https://old.example.com", iss)
+			}
+			if l := got.GetLabels()["app.kubernetes.io/managed-by"]; l != "ideapool-operator" {
+				t.Errorf("label app.kubernetes.io/managed-by=%q, want ideapool-operator", l)
+			}
+			if a := got.GetAnnotations(); a["meta.helm.sh/release-name"] != "" || a["helm.sh/resource-policy"] != "keep" {
+				t.Errorf("annotations %v: want Helm's release annotations gone and its keep policy left", a)
+			}
+
+			// Values reset to the chart's: the issuer the old release set
+			// is removed from the IdeasApp.
+			c.helm(t, major, "upgrade", rel, chartDir, "--namespace", ns, "--set", "app.spec.tokens.accessTokenTTL=8m")
+			got = c.waitApp(t, ns, app, 8*time.Minute)
+			waitUntil(t, func() bool {
+				got = c.app(t, ns, app)
+				_, has, _ := unstructured.NestedString(got.Object, "spec", "issuer")
+				return !has
+			}, func() string { return fmt.Sprintf("spec.issuer is still set: %v", got.Object["spec"]) })
+			sameUID(t, got, uid)
+
+			c.helm(t, major, "uninstall", rel, "--namespace", ns)
+			op.waitLog(t, "app template not found")
+			if got := c.app(t, ns, app); got == nil {
+				t.Fatal("helm uninstall deleted the IdeasApp")
+			}
+		})
+	}
 }

@@ -59,6 +59,19 @@ Deployment and ServiceAccount, which the operator then takes over.
 {{- default (include "ideapool.fullname" .) .Values.app.name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+Namespace of the IdeasApp and of its template ConfigMap: the one namespace
+the operator reconciles with operator.watchNamespace, else the release's.
+*/}}
+{{- define "ideapool.app.namespace" -}}
+{{- default .Release.Namespace .Values.operator.watchNamespace }}
+{{- end }}
+
+{{/* The ConfigMap holding the desired IdeasApp, applied by the operator (--app-template). */}}
+{{- define "ideapool.app.templateName" -}}
+{{- printf "%s-app-template" (include "ideapool.fullname" . | trunc 50 | trimSuffix "-") }}
+{{- end }}
+
 {{/* chart label: name-version, "+" is not allowed in label values. */}}
 {{- define "ideapool.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
@@ -100,6 +113,14 @@ app.kubernetes.io/name: {{ printf "%s-test" (include "ideapool.name" .) | trunc 
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: test
 {{ include "ideapool.commonLabels" . }}
+{{- end }}
+
+{{/*
+Labels of the IdeasApp: the chart's, but managed by the operator, which
+applies it from the template ConfigMap; Helm never touches it.
+*/}}
+{{- define "ideapool.app.labels" -}}
+{{- merge (dict "app.kubernetes.io/managed-by" "ideapool-operator" "app.kubernetes.io/component" "app") (include "ideapool.labels" . | fromYaml) | toYaml }}
 {{- end }}
 
 {{/* Selector labels of the operator's pods. */}}
