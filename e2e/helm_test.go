@@ -7,7 +7,6 @@ package e2e_test
 // reconciling what the chart created.
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"debug/elf"
@@ -918,50 +917,23 @@ func chartJourney(t *testing.T, c *chartCluster, major string) {
 
 // oldChartCommit is the last commit whose chart made the IdeasApp a Helm
 // object (a post-install hook on a fresh cluster, then a release object).
+// testdata/ideapool-0.1.0.tgz is that chart, packaged with
+// `git archive 11c87fb charts/ideapool | tar -x; helm package charts/ideapool`,
+// so the test needs no git history (CI may clone shallow).
 const oldChartCommit = "11c87fb4ccd8f03f96b9d56067ed0eebbe88eefb"
 
-// oldChart extracts the chart of oldChartCommit from the repository's
-// history into a temporary directory.
+// oldChart is the packaged chart of oldChartCommit.
 func oldChart(t *testing.T) string {
 	t.Helper()
 	root, err := moduleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("git", "-C", root, "archive", "--format=tar", oldChartCommit, chartDir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("the old chart comes from git history (commit %s; in a shallow clone run `git fetch --unshallow`): %v\n%s",
-			oldChartCommit, err, stderr.String())
+	path := filepath.Join(root, "e2e", "testdata", "ideapool-0.1.0.tgz")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the chart of %s: %v", oldChartCommit, err)
 	}
-	dir := t.TempDir()
-	tr := tar.NewReader(bytes.NewReader(out))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(dir, filepath.FromSlash(h.Name))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return filepath.Join(dir, chartDir)
+	return path
 }
 
 // TestChartUpgradeFromOldChart upgrades a release of the chart that made
