@@ -52,7 +52,8 @@ func (s *Server) discovery(c *gin.Context) {
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": s.tokens.Algorithms(),
 		"token_endpoint_auth_signing_alg_values_supported": accounts.ClientAssertionAlgorithms,
-		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "name", "auth_time", "email_verified"},
+		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "name", "auth_time", "email_verified",
+			"preferred_username", "groups", "client_id"},
 	})
 }
 

@@ -27,8 +27,13 @@ type AccessClaims struct {
 	// Email and Name are informational and may be empty.
 	Email string
 	Name  string
-	// ClientID is the OAuth client the token was issued to (client_id,
-	// RFC 9068); omitted when empty.
+	// Username (preferred_username) and Groups (groups) say who the
+	// subject is to a resource server's RBAC; omitted when empty.
+	Username string
+	Groups   []string
+	// ClientID is the API client whose session the token belongs to
+	// (client_id, RFC 9068); omitted when the session was started with the
+	// user's password.
 	ClientID string
 	// ID is the jti; SignAccess sets it.
 	ID string
@@ -38,16 +43,18 @@ type AccessClaims struct {
 }
 
 type accessPayload struct {
-	Issuer    string `json:"iss"`
-	Subject   string `json:"sub"`
-	Audience  string `json:"aud"`
-	ExpiresAt int64  `json:"exp"`
-	IssuedAt  int64  `json:"iat"`
-	ID        string `json:"jti"`
-	SessionID string `json:"sid"`
-	ClientID  string `json:"client_id,omitempty"`
-	Email     string `json:"email,omitempty"`
-	Name      string `json:"name,omitempty"`
+	Issuer    string   `json:"iss"`
+	Subject   string   `json:"sub"`
+	Audience  string   `json:"aud"`
+	ExpiresAt int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	ID        string   `json:"jti"`
+	SessionID string   `json:"sid"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Email     string   `json:"email,omitempty"`
+	Name      string   `json:"name,omitempty"`
+	Username  string   `json:"preferred_username,omitempty"`
+	Groups    []string `json:"groups,omitempty"`
 }
 
 // IDClaims are the claims of an OpenID Connect ID token.
@@ -56,6 +63,10 @@ type IDClaims struct {
 	Email         string
 	EmailVerified bool
 	Name          string
+	// Username (preferred_username) and Groups (groups), as in
+	// AccessClaims.
+	Username string
+	Groups   []string
 	// AuthTime is when the user authenticated; omitted when zero.
 	AuthTime time.Time
 	// Nonce echoes the authentication request's nonce; omitted when empty.
@@ -63,16 +74,18 @@ type IDClaims struct {
 }
 
 type idPayload struct {
-	Issuer        string `json:"iss"`
-	Subject       string `json:"sub"`
-	Audience      string `json:"aud"`
-	ExpiresAt     int64  `json:"exp"`
-	IssuedAt      int64  `json:"iat"`
-	AuthTime      int64  `json:"auth_time,omitempty"`
-	Nonce         string `json:"nonce,omitempty"`
-	Email         string `json:"email,omitempty"`
-	EmailVerified *bool  `json:"email_verified,omitempty"`
-	Name          string `json:"name,omitempty"`
+	Issuer        string   `json:"iss"`
+	Subject       string   `json:"sub"`
+	Audience      string   `json:"aud"`
+	ExpiresAt     int64    `json:"exp"`
+	IssuedAt      int64    `json:"iat"`
+	AuthTime      int64    `json:"auth_time,omitempty"`
+	Nonce         string   `json:"nonce,omitempty"`
+	Email         string   `json:"email,omitempty"`
+	EmailVerified *bool    `json:"email_verified,omitempty"`
+	Name          string   `json:"name,omitempty"`
+	Username      string   `json:"preferred_username,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
 }
 
 // SignAccess signs an access token for c that lives ttl, with the key that
@@ -100,7 +113,7 @@ func (m *Manager) SignAccess(c AccessClaims, ttl time.Duration) (string, AccessC
 	tok, err := m.sign(e, TypeAccess, accessPayload{
 		Issuer: m.cfg.Issuer, Subject: c.Subject, Audience: m.cfg.Audience,
 		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), ID: jti, SessionID: c.SessionID,
-		ClientID: c.ClientID, Email: c.Email, Name: c.Name,
+		ClientID: c.ClientID, Email: c.Email, Name: c.Name, Username: c.Username, Groups: c.Groups,
 	})
 	if err != nil {
 		return "", AccessClaims{}, fmt.Errorf("sign access token: %w", err)
@@ -127,6 +140,7 @@ func (m *Manager) SignID(c IDClaims, audience string, ttl time.Duration) (string
 	p := idPayload{
 		Issuer: m.cfg.Issuer, Subject: c.Subject, Audience: audience,
 		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), Nonce: c.Nonce, Email: c.Email, Name: c.Name,
+		Username: c.Username, Groups: c.Groups,
 	}
 	if !c.AuthTime.IsZero() {
 		p.AuthTime = c.AuthTime.Unix()

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	mrand "math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -115,7 +116,8 @@ func TestRoundTrip(t *testing.T) {
 			if !m.Ready() || m.ActiveKeyID() != k.ID {
 				t.Fatalf("Ready %v, ActiveKeyID %q", m.Ready(), m.ActiveKeyID())
 			}
-			in := token.AccessClaims{Subject: "user-1", SessionID: "sess-1", Email: "a@example.test", Name: "Ada"}
+			in := token.AccessClaims{Subject: "user-1", SessionID: "sess-1", Email: "a@example.test", Name: "Ada",
+				Username: "ada", Groups: []string{"admin"}, ClientID: "client-1"}
 			tok, issued, err := m.SignAccess(in, 15*time.Minute)
 			if err != nil {
 				t.Fatal(err)
@@ -128,7 +130,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("header = %v", h)
 			}
 			p := decodeSegment(t, tok, 1)
-			for _, claim := range []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "name"} {
+			for _, claim := range []string{"iss", "sub", "aud", "exp", "iat", "jti", "sid", "email", "name", "preferred_username", "groups", "client_id"} {
 				if _, ok := p[claim]; !ok {
 					t.Errorf("claim %s missing from %v", claim, p)
 				}
@@ -140,7 +142,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("VerifyAccess: %v", err)
 			}
-			if got != issued {
+			if !reflect.DeepEqual(got, issued) {
 				t.Errorf("verified claims\n%+v\nwant\n%+v", got, issued)
 			}
 		})

@@ -188,12 +188,17 @@ func (m *Manager) accessClaims(payload []byte, now time.Time) (AccessClaims, err
 	var c AccessClaims
 	var iss string
 	strs := map[string]*string{"iss": &iss, "sub": &c.Subject, "sid": &c.SessionID, "jti": &c.ID,
-		"email": &c.Email, "name": &c.Name, "client_id": &c.ClientID}
+		"email": &c.Email, "name": &c.Name, "client_id": &c.ClientID, "preferred_username": &c.Username}
 	for name, dst := range strs {
 		if v, ok := members[name]; ok {
 			if err := json.Unmarshal(v, dst); err != nil {
 				return AccessClaims{}, malformed("claim %s is not a string", name)
 			}
+		}
+	}
+	if v, ok := members["groups"]; ok {
+		if err := json.Unmarshal(v, &c.Groups); err != nil {
+			return AccessClaims{}, malformed("claim groups is not an array of strings")
 		}
 	}
 	if iss != m.cfg.Issuer {
