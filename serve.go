@@ -56,6 +56,7 @@ type serveConfig struct {
 	logLevel         string
 	shutdownTimeout  time.Duration
 	pprof            bool
+	cleanupInterval  time.Duration
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -81,6 +82,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.rotationInterval, contract.FlagKeyRotationInterval, 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.DurationVar(&c.cleanupInterval, "cleanup-interval", 10*time.Minute, "how often ended sessions (with their refresh tokens), login failures older than the throttle window and used client-assertion ids are deleted, in small batches; one replica at a time does it (at least 1s)")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles (net/http/pprof) under /debug/pprof/ on the metrics listener; off by default, since profiles show internals: keep that port private")
 }
 
@@ -101,6 +103,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--refresh-reuse-grace must be between 0s and 1m")
 	case (c.tlsCertFile == "") != (c.tlsKeyFile == ""):
 		return errors.New("--tls-cert-file and --tls-key-file go together: set both or neither")
+	case c.cleanupInterval < time.Second:
+		return errors.New("--cleanup-interval must be at least 1s")
 	case strings.TrimSpace(c.idAudience) == "":
 		return errors.New("--id-token-audience must not be empty")
 	case !strings.HasPrefix(c.issuer, "http://") && !strings.HasPrefix(c.issuer, "https://"):
@@ -265,6 +269,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if certs != nil {
 		g.Go(func() error { certs.Run(gctx); return nil })
 	}
+	g.Go(func() error { acct.RunCleanup(gctx, cfg.cleanupInterval); return nil })
 	if runSettings != nil {
 		g.Go(func() error { return runSettings(gctx) })
 	}

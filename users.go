@@ -25,14 +25,15 @@ import (
 const usersAbout = `Manages accounts from the command line, on the database of --database.
 
   ideapool users create --email E --name N [--username U] [--role 1|2] < password
-  ideapool users set-role LOGIN ROLE     (ROLE: 1 member, 2 admin)
+  ideapool users set-role LOGIN ROLE     (ROLE: 1 member, 2 admin; a change revokes the user's sessions)
   ideapool users disable LOGIN           (also revokes every session of the user)
   ideapool users enable LOGIN
   ideapool users list
 
 Flags come before the arguments. LOGIN is a username or an email. The password of "create" is read from the
 first line of standard input, never from a flag (flags end up in shell
-history and process listings).`
+history and process listings). Each change is written to standard error as
+an audit log line (JSON, "audit":true, actor "cli").`
 
 func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("users", flag.ContinueOnError)
@@ -62,22 +63,25 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	}
 	defer db.Close()
-	now := time.Now
+	hasher, err := password.NewHasher(password.OWASP, rand.Reader, 0)
+	if err != nil {
+		return err
+	}
+	// The account rules are the core's; its audit lines go to standard
+	// error, with "cli" as the actor.
+	svc, err := accounts.New(accounts.Config{Store: db, Signer: noSigner{}, Hasher: hasher,
+		Lifetimes: accounts.Lifetimes{Access: time.Minute, Refresh: time.Minute}, Now: time.Now, Rand: rand.Reader,
+		Log: slog.New(slog.NewJSONHandler(stderr, nil))})
+	if err != nil {
+		return err
+	}
+	ctx = accounts.WithActor(accounts.WithDialect(ctx, "cli"), "cli")
 	switch verb {
 	case "create":
 		if len(positional) != 0 {
 			return fmt.Errorf("create takes no arguments; got %v", positional)
 		}
 		pw, err := readPassword(stdin)
-		if err != nil {
-			return err
-		}
-		hasher, err := password.NewHasher(password.OWASP, rand.Reader, 0)
-		if err != nil {
-			return err
-		}
-		svc, err := accounts.New(accounts.Config{Store: db, Signer: noSigner{}, Hasher: hasher,
-			Lifetimes: accounts.Lifetimes{Access: time.Minute, Refresh: time.Minute}, Now: now, Rand: rand.Reader})
 		if err != nil {
 			return err
 		}
@@ -95,38 +99,31 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if err != nil || (store.Role(r) != store.RoleMember && store.Role(r) != store.RoleAdmin) {
 			return fmt.Errorf("role %q: use 1 (member) or 2 (admin)", positional[1])
 		}
-		u, err := findUser(ctx, db, positional[0])
+		u, n, err := svc.SetRole(ctx, positional[0], store.Role(r))
 		if err != nil {
-			return err
+			return describe(err)
 		}
-		if err := db.SetUserRole(ctx, u.ID, store.Role(r)); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "user %s now has role %d\n", u.Username, r)
+		fmt.Fprintf(stdout, "user %s now has role %d; %d sessions revoked (their tokens carried the old role)\n", u.Username, r, n)
 		return nil
-	case "disable", "enable":
+	case "disable":
 		if len(positional) != 1 {
 			return fmt.Errorf("usage: ideapool users %s LOGIN", verb)
 		}
-		u, err := findUser(ctx, db, positional[0])
+		u, n, err := svc.DisableUser(ctx, positional[0])
 		if err != nil {
-			return err
+			return describe(err)
 		}
-		if verb == "enable" {
-			if err := db.SetUserDisabled(ctx, u.ID, nil); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "user %s enabled\n", u.Username)
-			return nil
+		fmt.Fprintf(stdout, "user %s disabled; every session revoked (%d live)\n", u.Username, n)
+		return nil
+	case "enable":
+		if len(positional) != 1 {
+			return fmt.Errorf("usage: ideapool users %s LOGIN", verb)
 		}
-		at := now().UTC()
-		if err := db.SetUserDisabled(ctx, u.ID, &at); err != nil {
-			return err
+		u, err := svc.EnableUser(ctx, positional[0])
+		if err != nil {
+			return describe(err)
 		}
-		if err := db.RevokeUserSessions(ctx, u.ID, at); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "user %s disabled; every session revoked\n", u.Username)
+		fmt.Fprintf(stdout, "user %s enabled\n", u.Username)
 		return nil
 	case "list":
 		users, err := db.ListUsers(ctx)
@@ -145,14 +142,6 @@ func runUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return tw.Flush()
 	}
 	return nil // unreachable: verbs are checked above
-}
-
-func findUser(ctx context.Context, db store.Store, login string) (store.User, error) {
-	u, err := db.UserByLogin(ctx, accounts.NormalizeEmail(login))
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, fmt.Errorf("no user with username or email %q", login)
-	}
-	return u, err
 }
 
 // readPassword reads the first line of stdin.

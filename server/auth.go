@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
 	"github.com/ideapool/ideapool/internal/token"
 )
@@ -51,4 +52,10 @@ func claimsOf(c *gin.Context) token.AccessClaims {
 	v, _ := c.Get(claimsKey)
 	claims, _ := v.(token.AccessClaims)
 	return claims
+}
+
+// callerOf is who the verified access token says makes the request.
+func callerOf(c *gin.Context) accounts.Caller {
+	claims := claimsOf(c)
+	return accounts.Caller{UserID: claims.Subject, SessionID: claims.SessionID, ClientID: claims.ClientID}
 }

@@ -12,7 +12,7 @@ import (
 // JSON-RPC dialect with a JWT they sign themselves.
 
 func (s *Server) mountClients(e *gin.Engine) {
-	g := e.Group("/api-clients", dialect("ideapool"), s.requireAccess)
+	g := e.Group("/api-clients", s.dialect("ideapool"), s.requireAccess)
 	g.POST("", s.createClient)
 	g.GET("", s.listClients)
 	g.DELETE("/:id", s.deleteClient)
@@ -37,7 +37,7 @@ func (s *Server) createClient(c *gin.Context) {
 		writeError(c, s.log, err)
 		return
 	}
-	client, secret, err := s.accounts.CreateClient(c.Request.Context(), claimsOf(c).Subject, name, key)
+	client, secret, err := s.accounts.CreateClient(c.Request.Context(), callerOf(c), name, key)
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -46,7 +46,7 @@ func (s *Server) createClient(c *gin.Context) {
 }
 
 func (s *Server) listClients(c *gin.Context) {
-	list, err := s.accounts.Clients(c.Request.Context(), claimsOf(c).Subject)
+	list, err := s.accounts.Clients(c.Request.Context(), callerOf(c))
 	if err != nil {
 		writeError(c, s.log, err)
 		return
@@ -55,7 +55,7 @@ func (s *Server) listClients(c *gin.Context) {
 }
 
 func (s *Server) deleteClient(c *gin.Context) {
-	if err := s.accounts.RevokeClient(c.Request.Context(), claimsOf(c).Subject, c.Param("id")); err != nil {
+	if err := s.accounts.RevokeClient(c.Request.Context(), callerOf(c), c.Param("id")); err != nil {
 		writeError(c, s.log, err)
 		return
 	}

@@ -73,9 +73,17 @@ func newTestServer(t testing.TB) *testServer {
 	return newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), clk)
 }
 
+// option changes a test server's configuration before it is built.
+type option func(acct *accounts.Config, srv *server.Config)
+
+// withStore puts wrap(db) between the account core and the database.
+func withStore(wrap func(store.Store) accounts.Store) option {
+	return func(acct *accounts.Config, _ *server.Config) { acct.Store = wrap(acct.Store.(store.Store)) }
+}
+
 // newReplica is a server on the database at url with the fixed test key:
 // several replicas on one url share users, sessions and throttling.
-func newReplica(t testing.TB, url string, clk *clock, wrap ...func(store.Store) accounts.Store) *testServer {
+func newReplica(t testing.TB, url string, clk *clock, opts ...option) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, url, nil)
@@ -95,18 +103,20 @@ func newReplica(t testing.TB, url string, clk *clock, wrap ...func(store.Store) 
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	var acctStore accounts.Store = db
-	for _, w := range wrap {
-		acctStore = w(db)
-	}
-	acct, err := accounts.New(accounts.Config{Store: acctStore, Signer: tokens, Hasher: hasher,
+	acctCfg := accounts.Config{Store: db, Signer: tokens, Hasher: hasher,
 		Lifetimes: accounts.Lifetimes{Access: 10 * time.Minute, Refresh: 720 * time.Hour, ID: time.Hour, ReuseGrace: 5 * time.Second},
-		Now:       clk.Now, Rand: rand.Reader})
+		Now:       clk.Now, Rand: rand.Reader}
+	srvCfg := server.Config{Ideas: ideas.New(db, clk.Now, rand.Reader),
+		Tokens: tokens, Database: db, Registry: reg, Now: clk.Now, Rand: rand.Reader}
+	for _, o := range opts {
+		o(&acctCfg, &srvCfg)
+	}
+	acct, err := accounts.New(acctCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := server.New(server.Config{Accounts: acct, Ideas: ideas.New(db, clk.Now, rand.Reader),
-		Tokens: tokens, Database: db, Registry: reg, Now: clk.Now, Rand: rand.Reader})
+	srvCfg.Accounts = acct
+	api, err := server.New(srvCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 // mountIdeaPool mounts the Idea Pool API (seed 003).
 func (s *Server) mountIdeaPool(e *gin.Engine) {
-	g := e.Group("", dialect("ideapool"))
+	g := e.Group("", s.dialect("ideapool"))
 	g.POST("/users", s.signup)
 	g.POST("/access-tokens", s.login)
 	g.POST("/access-tokens/refresh", s.refresh)

@@ -413,10 +413,7 @@ type disableDuring struct {
 
 func (d disableDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken) error {
 	at := time.Now().UTC()
-	if err := d.SetUserDisabled(ctx, s.UserID, &at); err != nil {
-		return err
-	}
-	if err := d.RevokeUserSessions(ctx, s.UserID, at); err != nil {
+	if _, err := d.UpdateUser(ctx, s.UserID, store.UserUpdate{DisabledAt: &at, RevokeSessionsAt: &at}); err != nil {
 		return err
 	}
 	return d.Store.CreateSession(ctx, s, rt)
@@ -428,7 +425,7 @@ func TestDisableDuringLogin(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db")
 	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
 	newReplica(t, url, clk).signup(t, "late@example.com")
-	racy := newReplica(t, url, clk, func(s store.Store) accounts.Store { return disableDuring{s} })
+	racy := newReplica(t, url, clk, withStore(func(s store.Store) accounts.Store { return disableDuring{s} }))
 	r := racy.do(t, "POST", "/access-tokens", map[string]any{"email": "late@example.com", "password": "the-Secret-123"})
 	if r.status != http.StatusUnauthorized {
 		t.Fatalf("login while the account is disabled: %d %s, want 401", r.status, r.body)

@@ -139,7 +139,7 @@ type rpcRequest struct {
 }
 
 func (s *Server) mountJSONRPC(e *gin.Engine) {
-	g := e.Group("/v2/jsonrpc", dialect("jsonrpc"))
+	g := e.Group("/v2/jsonrpc", s.dialect("jsonrpc"))
 	g.POST("/auth", s.jsonrpc)
 }
 

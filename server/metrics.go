@@ -114,10 +114,12 @@ func (c *signedCollector) Collect(ch chan<- prometheus.Metric) {
 //	ideapool_tokens_issued_total{dialect,kind}
 //	ideapool_login_failures_total{dialect,reason}
 //	ideapool_refresh_token_reuse_total{dialect}
+//	ideapool_cleanup_deleted_total{table}
 type AccountMetrics struct {
 	issued   *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	reuse    *prometheus.CounterVec
+	cleanup  *prometheus.CounterVec
 }
 
 // NewAccountMetrics registers the account metrics on reg.
@@ -129,14 +131,18 @@ func NewAccountMetrics(reg prometheus.Registerer) (*AccountMetrics, error) {
 		}, []string{"dialect", "kind"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ideapool_login_failures_total",
-			Help: "Failed logins, by dialect and reason (unknown_account, bad_password, disabled, throttled).",
+			Help: "Failed logins, by dialect and reason (invalid_credentials: unknown account, wrong password or disabled alike; throttled; client_assertion).",
 		}, []string{"dialect", "reason"}),
 		reuse: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ideapool_refresh_token_reuse_total",
 			Help: "Rotated-out refresh tokens presented again; each revoked its session.",
 		}, []string{"dialect"}),
+		cleanup: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ideapool_cleanup_deleted_total",
+			Help: "Records the periodic cleanup deleted, by table (sessions, refresh_tokens, login_failures, client_assertions).",
+		}, []string{"table"}),
 	}
-	for _, c := range []prometheus.Collector{m.issued, m.failures, m.reuse} {
+	for _, c := range []prometheus.Collector{m.issued, m.failures, m.reuse, m.cleanup} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register account metrics: %w", err)
 		}
@@ -156,6 +162,11 @@ func (m *AccountMetrics) LoginFailed(dialect, reason string) {
 
 // RefreshReuse counts one detected refresh token reuse.
 func (m *AccountMetrics) RefreshReuse(dialect string) { m.reuse.WithLabelValues(dialect).Inc() }
+
+// CleanupDeleted counts records the cleanup deleted from table.
+func (m *AccountMetrics) CleanupDeleted(table string, n int) {
+	m.cleanup.WithLabelValues(table).Add(float64(n))
+}
 
 // keyCollector exports the active signing key as an info metric:
 //

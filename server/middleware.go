@@ -42,12 +42,14 @@ func securityHeaders(c *gin.Context) {
 	c.Next()
 }
 
-// dialect tags the request context with the API dialect, for the core's
-// metrics and logs.
-func dialect(name string) gin.HandlerFunc {
+// dialect tags the request context with the API dialect, the client
+// address and the request id, for the core's throttle, metrics and audit
+// log.
+func (s *Server) dialect(name string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx := accounts.WithDialect(c.Request.Context(), name)
-		c.Request = c.Request.WithContext(accounts.WithClientAddr(ctx, c.ClientIP()))
+		ctx = accounts.WithClientAddr(ctx, s.clientAddrs.of(c.Request))
+		c.Request = c.Request.WithContext(accounts.WithRequestID(ctx, requestID(c)))
 		c.Next()
 	}
 }
@@ -82,7 +84,7 @@ func (s *Server) observe(c *gin.Context) {
 		slog.String("route", route),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
-		slog.String("remote_addr", c.ClientIP()),
+		slog.String("remote_addr", s.clientAddrs.of(c.Request)),
 	)
 }
 

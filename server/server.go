@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -49,8 +50,10 @@ type Config struct {
 	Rand     io.Reader
 	// RequestTimeout bounds each request's work (default 10s).
 	RequestTimeout time.Duration
-	// TrustedProxies are the addresses (CIDRs) whose X-Forwarded-For is
-	// believed for the client address; none by default.
+	// TrustedProxies are the addresses or CIDRs of the reverse proxies
+	// whose X-Forwarded-For gives the client address (its rightmost hop
+	// that is not one of them); none by default. An entry that is neither
+	// is an error.
 	TrustedProxies []string
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS and discovery
 	// document; it must be shorter than the keys' publish-ahead time.
@@ -68,7 +71,7 @@ type Server struct {
 	rand           io.Reader
 	requestTimeout time.Duration
 	jwksMaxAge     time.Duration
-	trustedProxies []string
+	clientAddrs    clientAddrs
 	metrics        *httpMetrics
 	engine         *gin.Engine
 }
@@ -90,13 +93,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.JWKSMaxAge == 0 {
 		cfg.JWKSMaxAge = 5 * time.Minute
 	}
+	addrs, err := newClientAddrs(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	m, err := newHTTPMetrics(cfg.Registry, cfg.Tokens)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{accounts: cfg.Accounts, ideas: cfg.Ideas, tokens: cfg.Tokens, db: cfg.Database,
 		log: cfg.Log, now: cfg.Now, rand: cfg.Rand, requestTimeout: cfg.RequestTimeout,
-		jwksMaxAge: cfg.JWKSMaxAge, trustedProxies: cfg.TrustedProxies, metrics: m}
+		jwksMaxAge: cfg.JWKSMaxAge, clientAddrs: addrs, metrics: m}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -108,12 +115,9 @@ func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	// Trust no proxy headers unless told to: otherwise X-Forwarded-For
-	// would let any client pick the address the login throttle counts.
-	if err := e.SetTrustedProxies(s.trustedProxies); err != nil {
-		s.log.Error("invalid trusted proxies; trusting none", "error", err)
-		_ = e.SetTrustedProxies(nil)
-	}
+	// Gin reads no proxy header: the client address is clientAddrs's
+	// alone, so that one rule decides what the login throttle counts.
+	_ = e.SetTrustedProxies(nil)
 	e.ContextWithFallback = true
 	e.Use(s.withRequestID, s.observe, s.recoverPanic, securityHeaders, s.withTimeout)
 	e.NoRoute(func(c *gin.Context) {

@@ -27,7 +27,7 @@ type userAuthBody struct {
 }
 
 func (s *Server) mountUserAuth(e *gin.Engine) {
-	e.POST("/api/user/authenticate", dialect("userauth"), s.userAuthenticate)
+	e.POST("/api/user/authenticate", s.dialect("userauth"), s.userAuthenticate)
 }
 
 func (s *Server) userAuthenticate(c *gin.Context) {

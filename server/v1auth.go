@@ -29,7 +29,7 @@ type v1Body struct {
 }
 
 func (s *Server) mountV1Auth(e *gin.Engine) {
-	g := e.Group("/v1/auth", dialect("v1auth"))
+	g := e.Group("/v1/auth", s.dialect("v1auth"))
 	g.POST("", s.v1Login)
 	g.POST("/refreshtoken", s.v1Refresh)
 }

@@ -29,21 +29,26 @@ type Store interface {
 	CreateUser(ctx context.Context, u store.User) error
 	UserByID(ctx context.Context, id string) (store.User, error)
 	UserByLogin(ctx context.Context, login string) (store.User, error)
+	UpdateUser(ctx context.Context, id string, u store.UserUpdate) (int, error)
 	CreateSession(ctx context.Context, s store.Session, t store.RefreshToken) error
 	RefreshTokenByHash(ctx context.Context, hash []byte) (store.RefreshToken, store.Session, error)
-	RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, at time.Time) error
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, at, accessExpiresAt time.Time) error
+	ExtendSessionAccess(ctx context.Context, id string, accessExpiresAt time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
-	RevokedSessions(ctx context.Context, since time.Time) ([]store.RevokedSession, error)
+	RevokedSessions(ctx context.Context, since, liveAfter time.Time) ([]store.RevokedSession, error)
 	CreateAPIClient(ctx context.Context, c store.APIClient) error
 	APIClientByID(ctx context.Context, id string) (store.APIClient, error)
 	ListAPIClients(ctx context.Context, userID string) ([]store.APIClient, error)
-	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error
+	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) (int, error)
 	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
 	RecordLoginAttempt(ctx context.Context, key, attempt string, at time.Time) error
 	ForgetLoginAttempt(ctx context.Context, key, attempt string) error
 	LoginFailures(ctx context.Context, key string, since time.Time) (int, time.Time, error)
 	ClearLoginFailures(ctx context.Context, key string) error
+	CleanupStore
 }
+
+var _ Store = store.Store(nil)
 
 // Signer issues access and ID tokens.
 type Signer interface {
@@ -57,6 +62,8 @@ type Observer interface {
 	TokenIssued(dialect, kind string)
 	LoginFailed(dialect, reason string)
 	RefreshReuse(dialect string)
+	// CleanupDeleted counts records the cleanup deleted from table.
+	CleanupDeleted(table string, n int)
 }
 
 // Token kinds and failure reasons reported to the Observer.
@@ -65,12 +72,21 @@ const (
 	KindRefresh = "refresh"
 	KindID      = "id"
 
-	ReasonUnknownAccount = "unknown_account"
-	ReasonBadPassword    = "bad_password"
-	ReasonDisabled       = "disabled"
-	ReasonThrottled      = "throttled"
+	// ReasonInvalidCredentials is an unknown account, a wrong password or
+	// a disabled account alike: metrics anyone may scrape must not tell
+	// which names are accounts. The audit log tells them apart.
+	ReasonInvalidCredentials = "invalid_credentials" //nolint:gosec // G101: a metric label value
+	ReasonThrottled          = "throttled"
 	// ReasonClientAssertion is a refused API client assertion (JSON-RPC).
 	ReasonClientAssertion = "client_assertion"
+)
+
+// Why a password login failed, in the audit log only.
+const (
+	failUnknownAccount = "unknown_account"
+	failBadPassword    = "bad_password"
+	failDisabled       = "disabled"
+	failThrottled      = "throttled"
 )
 
 // Lifetimes are the token lifetimes; they may change while running.
@@ -100,9 +116,13 @@ type Config struct {
 	IDAudience string
 	Throttle   Throttle
 	Observer   Observer
-	Now        func() time.Time
-	Rand       io.Reader
-	Log        *slog.Logger
+	// CleanupBatch bounds the rows one cleanup transaction deletes
+	// (default 1000), so that it never holds a write lock for long.
+	CleanupBatch int
+	Now          func() time.Time
+	Rand         io.Reader
+	// Log receives warnings and the audit events.
+	Log *slog.Logger
 }
 
 // Service is the account and session core.
@@ -119,6 +139,7 @@ type Service struct {
 	lifetimes  atomic.Pointer[Lifetimes]
 	revStore   RevocationStore
 	revoked    revocations
+	cleanBatch int
 }
 
 // New validates cfg and returns a Service.
@@ -151,8 +172,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CleanupBatch == 0 {
+		cfg.CleanupBatch = 1000
+	}
 	s := &Service{store: cfg.Store, signer: cfg.Signer, hasher: cfg.Hasher, throttle: cfg.Throttle,
-		idAudience: cfg.IDAudience, obs: cfg.Observer, revStore: cfg.Store,
+		idAudience: cfg.IDAudience, obs: cfg.Observer, revStore: cfg.Store, cleanBatch: cfg.CleanupBatch,
 		revoked: revocations{sids: map[string]time.Time{}}, now: cfg.Now, rand: cfg.Rand, log: cfg.Log}
 	if err := s.SetLifetimes(cfg.Lifetimes); err != nil {
 		return nil, err
@@ -224,7 +248,12 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.startSession(ctx, u, "")
+	g, err := s.startSession(ctx, u, "")
+	if err != nil {
+		return Grant{}, err
+	}
+	s.audit(ctx, EventLoginSucceeded, u.ID, u.ID, slog.String("sid", g.SessionID), slog.String("method", "signup"))
+	return g, nil
 }
 
 // Register creates an account with a role and no session (signup, and the
@@ -265,6 +294,11 @@ func (s *Service) Register(ctx context.Context, r SignupRequest, role store.Role
 		}
 		return store.User{}, fmt.Errorf("register user: %w", err)
 	}
+	actor := actorOf(ctx)
+	if actor == "" {
+		actor = u.ID // signing up
+	}
+	s.audit(ctx, EventUserCreated, actor, u.ID, slog.Int("role", int(u.Role)))
 	return u, nil
 }
 
@@ -315,22 +349,23 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 	for i, key := range keys {
 		if err := s.checkThrottle(ctx, key, limits[i], now); err != nil {
 			s.forgetAttempt(ctx, keys, attempt)
+			s.audit(ctx, EventLoginFailed, "", u.ID, slog.String("method", "password"), slog.String("reason", failThrottled))
 			return Grant{}, err
 		}
 	}
 	if !found {
 		s.hasher.VerifyDummy(ctx, pw)
-		return Grant{}, s.failed(ctx, ReasonUnknownAccount)
+		return Grant{}, s.failed(ctx, failUnknownAccount, "")
 	}
 	if err := s.hasher.Verify(ctx, u.PasswordHash, pw); err != nil {
 		if errors.Is(err, password.ErrMismatch) {
-			return Grant{}, s.failed(ctx, ReasonBadPassword)
+			return Grant{}, s.failed(ctx, failBadPassword, u.ID)
 		}
 		s.forgetAttempt(ctx, keys, attempt) // nothing was checked
 		return Grant{}, busy(err)
 	}
 	if u.DisabledAt != nil {
-		return Grant{}, s.failed(ctx, ReasonDisabled)
+		return Grant{}, s.failed(ctx, failDisabled, u.ID)
 	}
 	// A success clears the account's failures, and takes back only this
 	// attempt from the address: a success with one account must not reset
@@ -340,10 +375,14 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 	}
 	s.forgetAttempt(ctx, keys[1:], attempt)
 	g, err := s.startSession(ctx, u, "")
-	if errors.Is(err, errDisabledMeanwhile) {
-		return Grant{}, s.failed(ctx, ReasonDisabled)
+	if errors.Is(err, store.ErrRevoked) {
+		return Grant{}, s.failed(ctx, failDisabled, u.ID) // disabled while its password was checked
 	}
-	return g, err
+	if err != nil {
+		return Grant{}, err
+	}
+	s.audit(ctx, EventLoginSucceeded, u.ID, u.ID, slog.String("sid", g.SessionID), slog.String("method", "password"))
+	return g, nil
 }
 
 // forgetAttempt takes back the count of an attempt under keys, even when
@@ -358,13 +397,15 @@ func (s *Service) forgetAttempt(ctx context.Context, keys []string, attempt stri
 	}
 }
 
-// ErrBadCredentials is the message for every failed login.
+// badCredentials is the message for every failed login.
 const badCredentials = "invalid email or password"
 
 // failed is a checked attempt that failed: it stays counted under its
-// keys.
-func (s *Service) failed(ctx context.Context, reason string) error {
-	s.obs.LoginFailed(DialectOf(ctx), reason)
+// keys. why goes to the audit log only; userID is "" for a name of no
+// account.
+func (s *Service) failed(ctx context.Context, why, userID string) error {
+	s.obs.LoginFailed(DialectOf(ctx), ReasonInvalidCredentials)
+	s.audit(ctx, EventLoginFailed, "", userID, slog.String("method", "password"), slog.String("reason", why))
 	return apperr.New(apperr.Unauthorized, badCredentials)
 }
 
@@ -403,14 +444,15 @@ func (s *Service) Logout(ctx context.Context, userID, refresh string) error {
 	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	if sess.UserID != userID {
+	if sess.UserID != userID || sess.RevokedAt != nil {
 		return nil
 	}
 	now := s.now().UTC()
 	if err := s.store.RevokeSession(ctx, sess.ID, now); err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	s.noteRevoked(sess.ID, now)
+	s.noteRevoked(sess, now)
+	s.audit(ctx, EventSessionRevoked, userID, userID, slog.String("reason", RevokedLogout), slog.String("sid", sess.ID))
 	return nil
 }
 
@@ -450,3 +492,4 @@ type nopObserver struct{}
 func (nopObserver) TokenIssued(string, string) {}
 func (nopObserver) LoginFailed(string, string) {}
 func (nopObserver) RefreshReuse(string)        {}
+func (nopObserver) CleanupDeleted(string, int) {}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -62,6 +63,12 @@ const (
 	maxAssertionSize     = 8 << 10
 )
 
+// assertionAcceptedUntil is the first instant an assertion expiring at exp
+// is refused: its jti is remembered until then, and no longer needed
+// after. The check and the record both use it, so no moment exists where
+// the assertion is still accepted but its jti forgotten.
+func assertionAcceptedUntil(exp time.Time) time.Time { return exp.Add(assertionLeeway) }
+
 func refuse(reason AssertionReason, detail string) error {
 	ae := &AssertionError{Reason: reason, Detail: detail}
 	if reason == AssertionClaimMissing {
@@ -78,31 +85,28 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 		return Grant{}, refuse(AssertionMalformed, "expected Authorization: Bearer <client_id> <client JWT>")
 	}
 	if !randid.Plausible(clientID) {
-		// No client has such an id; the database is not even asked.
-		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
-		return Grant{}, refuse(AssertionUnknownClient, "unknown client")
+		// No client has such an id; the database is not even asked (nor is
+		// the id logged: it may be anything).
+		return Grant{}, s.clientFailed(ctx, "", "", refuse(AssertionUnknownClient, "unknown client"))
 	}
 	c, err := s.store.APIClientByID(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
-		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
-		return Grant{}, refuse(AssertionUnknownClient, "unknown client")
+		return Grant{}, s.clientFailed(ctx, clientID, "", refuse(AssertionUnknownClient, "unknown client"))
 	}
 	if err != nil {
 		return Grant{}, fmt.Errorf("authenticate client: %w", err)
 	}
 	if c.RevokedAt != nil {
-		return Grant{}, refuse(AssertionUnknownClient, "client revoked")
+		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionUnknownClient, "client revoked"))
 	}
 	now := s.now()
 	claims, err := checkAssertion(c, assertion, audience, now)
 	if err != nil {
-		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
-		return Grant{}, err
+		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, err)
 	}
-	switch err := s.store.UseClientAssertion(ctx, clientID, claims.jti, claims.exp.UTC(), now.UTC()); {
+	switch err := s.store.UseClientAssertion(ctx, clientID, claims.jti, assertionAcceptedUntil(claims.exp).UTC(), now.UTC()); {
 	case errors.Is(err, store.ErrConflict):
-		s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
-		return Grant{}, refuse(AssertionReplayed, "jti already used")
+		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionReplayed, "jti already used"))
 	case err != nil:
 		return Grant{}, fmt.Errorf("record client assertion: %w", err)
 	}
@@ -111,13 +115,33 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 		return Grant{}, fmt.Errorf("authenticate client: load owner: %w", err)
 	}
 	if u.DisabledAt != nil {
-		return Grant{}, refuse(AssertionUnknownClient, "the client's owner is disabled")
+		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionUnknownClient, "the client's owner is disabled"))
 	}
 	g, err := s.startSession(ctx, u, clientID)
-	if errors.Is(err, errDisabledMeanwhile) {
-		return Grant{}, refuse(AssertionUnknownClient, "the client's owner is disabled")
+	if errors.Is(err, store.ErrRevoked) {
+		// The client was revoked, or its owner disabled, while the
+		// assertion was being checked.
+		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionUnknownClient, "client revoked or its owner disabled"))
 	}
-	return g, err
+	if err != nil {
+		return Grant{}, err
+	}
+	s.audit(ctx, EventLoginSucceeded, u.ID, u.ID, slog.String("sid", g.SessionID),
+		slog.String("method", "client_assertion"), slog.String("client_id", clientID))
+	return g, nil
+}
+
+// clientFailed counts and logs a refused client assertion and returns err.
+func (s *Service) clientFailed(ctx context.Context, clientID, userID string, err error) error {
+	s.obs.LoginFailed(DialectOf(ctx), ReasonClientAssertion)
+	reason := AssertionMalformed
+	var ae *AssertionError
+	if errors.As(err, &ae) {
+		reason = ae.Reason
+	}
+	s.audit(ctx, EventLoginFailed, "", userID, slog.String("method", "client_assertion"),
+		slog.String("reason", string(reason)), slog.String("client_id", clientID))
+	return err
 }
 
 // checkAssertion verifies the signature and the claims of an assertion.
@@ -244,7 +268,7 @@ func assertionClaims(payload []byte) (clientClaims, error) {
 // of clock difference on exp and nbf.
 func (c clientClaims) check(clientID, audience string, now time.Time) error {
 	switch {
-	case !now.Before(c.exp.Add(assertionLeeway)):
+	case !now.Before(assertionAcceptedUntil(c.exp)):
 		return refuse(AssertionExpired, "exp has passed")
 	case c.nbf != nil && c.nbf.After(now.Add(assertionLeeway)):
 		return refuse(AssertionNotYetValid, "nbf is in the future")

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,11 +32,35 @@ type Client struct {
 	CreatedAt time.Time       `json:"created_at"`
 }
 
-// CreateClient registers an API client of userID. With a public JWK (RSA
-// of at least 2048 bits, EC P-256 or Ed25519) the client signs its
+// Caller is who makes a request: the user and session of its access
+// token, and the API client that started that session, if one did.
+type Caller struct {
+	UserID    string
+	SessionID string
+	ClientID  string
+}
+
+// mayManageClients is the rule for /api-clients: only a session started
+// with the account's password may create, list or revoke its clients. A
+// stolen client credential must not be able to mint a second client that
+// outlives revoking the first.
+func (c Caller) mayManageClients() error {
+	if c.ClientID != "" {
+		return apperr.New(apperr.Forbidden, "a session started by an API client cannot manage API clients; "+
+			"sign in with the account's password to do that")
+	}
+	return nil
+}
+
+// CreateClient registers an API client of the caller's user. With a public
+// JWK (RSA of at least 2048 bits, EC P-256 or Ed25519) the client signs its
 // assertions with the matching private key and no secret exists; without
 // one, a 256-bit secret for HS256 is returned, this once.
-func (s *Service) CreateClient(ctx context.Context, userID, name string, publicJWK json.RawMessage) (Client, string, error) {
+func (s *Service) CreateClient(ctx context.Context, caller Caller, name string, publicJWK json.RawMessage) (Client, string, error) {
+	if err := caller.mayManageClients(); err != nil {
+		return Client{}, "", err
+	}
+	userID := caller.UserID
 	name = strings.TrimSpace(name)
 	bad := map[string]string{}
 	switch {
@@ -71,13 +96,16 @@ func (s *Service) CreateClient(ctx context.Context, userID, name string, publicJ
 	if err := s.store.CreateAPIClient(ctx, c); err != nil {
 		return Client{}, "", fmt.Errorf("create API client: %w", err)
 	}
-	s.log.InfoContext(ctx, "API client registered", "client_id", id, "user_id", userID, "kind", clientView(c).Kind)
+	s.audit(ctx, EventClientCreated, userID, id, slog.String("user_id", userID), slog.String("kind", clientView(c).Kind))
 	return clientView(c), secret, nil
 }
 
-// Clients lists the live API clients of userID, newest first.
-func (s *Service) Clients(ctx context.Context, userID string) ([]Client, error) {
-	all, err := s.store.ListAPIClients(ctx, userID)
+// Clients lists the live API clients of the caller's user, newest first.
+func (s *Service) Clients(ctx context.Context, caller Caller) ([]Client, error) {
+	if err := caller.mayManageClients(); err != nil {
+		return nil, err
+	}
+	all, err := s.store.ListAPIClients(ctx, caller.UserID)
 	if err != nil {
 		return nil, fmt.Errorf("list API clients: %w", err)
 	}
@@ -90,20 +118,27 @@ func (s *Service) Clients(ctx context.Context, userID string) ([]Client, error) 
 	return out, nil
 }
 
-// RevokeClient revokes one of userID's clients; its assertions are refused
-// from now on.
-func (s *Service) RevokeClient(ctx context.Context, userID, id string) error {
+// RevokeClient revokes one of the caller's user's clients and, in the same
+// transaction, every session it started: once this returns, no refresh
+// token of those sessions works and no new one can start, whatever was in
+// flight.
+func (s *Service) RevokeClient(ctx context.Context, caller Caller, id string) error {
+	if err := caller.mayManageClients(); err != nil {
+		return err
+	}
 	if !randid.Plausible(id) {
 		return apperr.New(apperr.NotFound, "API client not found")
 	}
-	err := s.store.RevokeAPIClient(ctx, userID, id, s.now().UTC())
+	n, err := s.store.RevokeAPIClient(ctx, caller.UserID, id, s.now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		return apperr.New(apperr.NotFound, "API client not found")
 	}
 	if err != nil {
 		return fmt.Errorf("revoke API client: %w", err)
 	}
-	s.log.InfoContext(ctx, "API client revoked", "client_id", id, "user_id", userID)
+	s.syncAfterRevoking(ctx, n)
+	s.audit(ctx, EventClientRevoked, caller.UserID, id, slog.String("user_id", caller.UserID))
+	s.auditRevoked(ctx, caller.UserID, caller.UserID, RevokedClientRevoked, n, slog.String("client_id", id))
 	return nil
 }
 

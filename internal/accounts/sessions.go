@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/ideapool/ideapool/internal/apperr"
@@ -16,12 +17,6 @@ import (
 	"github.com/ideapool/ideapool/internal/store"
 	"github.com/ideapool/ideapool/internal/token"
 )
-
-// errDisabledMeanwhile means the account was disabled while a login or a
-// client authentication was being checked; callers answer as for a
-// disabled account.
-var errDisabledMeanwhile = &apperr.Error{Code: apperr.Unauthorized, Message: badCredentials,
-	Err: errors.New("account disabled during login")}
 
 // Refresh failures, told apart with errors.Is by dialects that report them
 // differently (JSON-RPC's -32020 for an expired token, say). Both come
@@ -42,8 +37,18 @@ const (
 	RotateRefreshToken Rotation = true
 )
 
+// Groups are the groups claim of a role's tokens, for RBAC bindings.
+func Groups(r store.Role) []string {
+	if r == store.RoleAdmin {
+		return []string{"admin"}
+	}
+	return []string{"member"}
+}
+
 // startSession starts a session for u; clientID is set when an API client
-// authenticated on the user's behalf.
+// authenticated on the user's behalf. It is store.ErrRevoked when the user
+// was disabled, or the client revoked, since the caller read them: the
+// store checks both in the transaction that creates the session.
 func (s *Service) startSession(ctx context.Context, u store.User, clientID string) (Grant, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	lt := s.Lifetimes()
@@ -59,55 +64,98 @@ func (s *Service) startSession(ctx context.Context, u store.User, clientID strin
 	if err != nil {
 		return Grant{}, err
 	}
+	g := Grant{User: u, SessionID: sid, ClientID: clientID, AuthTime: now, RefreshToken: refresh, RefreshExpiresAt: now.Add(lt.Refresh)}
+	// The access token is signed first so that the session records its
+	// exact expiry; it is handed out only once the session exists.
+	if err := s.signAccess(&g); err != nil {
+		return Grant{}, err
+	}
 	sess := store.Session{ID: sid, UserID: u.ID, ClientID: clientID, Secret: secret,
-		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(lt.Refresh)}
+		AuthTime: now, CreatedAt: now, ExpiresAt: g.RefreshExpiresAt, AccessExpiresAt: g.AccessExpiresAt}
 	if err := s.store.CreateSession(ctx, sess, store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now}); err != nil {
 		return Grant{}, fmt.Errorf("start session: %w", err)
 	}
-	// The caller read the account before a password hash or a client check;
-	// a disable in between revokes the sessions that existed when it ran.
-	// Looking again now that this one exists closes the gap: either the
-	// disable comes later and revokes it, or it is seen here.
-	cur, err := s.store.UserByID(ctx, u.ID)
-	if err != nil {
-		return Grant{}, fmt.Errorf("start session: reload user: %w", err)
-	}
-	if cur.DisabledAt != nil {
-		at := s.now().UTC()
-		if err := s.store.RevokeSession(context.WithoutCancel(ctx), sid, at); err != nil {
-			return Grant{}, fmt.Errorf("start session: revoke the session of a disabled account: %w", err)
-		}
-		s.noteRevoked(sid, at)
-		return Grant{}, errDisabledMeanwhile
-	}
-	g := Grant{User: u, SessionID: sid, ClientID: clientID, AuthTime: now, RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}
-	if err := s.issueAccess(ctx, &g); err != nil {
-		return Grant{}, err
-	}
+	s.obs.TokenIssued(DialectOf(ctx), KindAccess)
 	s.obs.TokenIssued(DialectOf(ctx), KindRefresh)
 	return g, nil
 }
 
-func (s *Service) issueAccess(ctx context.Context, g *Grant) error {
+// signAccess signs an access token for g's user and session, and sets it
+// and its expiry in g.
+func (s *Service) signAccess(g *Grant) error {
 	tok, c, err := s.signer.SignAccess(token.AccessClaims{Subject: g.User.ID, SessionID: g.SessionID,
-		Email: g.User.Email, Name: g.User.Name, ClientID: g.ClientID}, s.Lifetimes().Access)
+		Email: g.User.Email, Name: g.User.Name, Username: g.User.Username, Groups: Groups(g.User.Role),
+		ClientID: g.ClientID}, s.Lifetimes().Access)
 	if err != nil {
 		return fmt.Errorf("sign access token: %w", err)
 	}
 	g.AccessToken, g.AccessExpiresAt = tok, c.ExpiresAt
-	s.obs.TokenIssued(DialectOf(ctx), KindAccess)
 	return nil
 }
 
 // IDToken issues an OpenID Connect ID token for the user of g.
 func (s *Service) IDToken(ctx context.Context, g Grant) (string, error) {
 	tok, err := s.signer.SignID(token.IDClaims{Subject: g.User.ID, Email: g.User.Email, EmailVerified: false,
-		Name: g.User.Name, AuthTime: g.AuthTime}, s.idAudience, s.Lifetimes().ID)
+		Name: g.User.Name, Username: g.User.Username, Groups: Groups(g.User.Role), AuthTime: g.AuthTime},
+		s.idAudience, s.Lifetimes().ID)
 	if err != nil {
 		return "", fmt.Errorf("sign ID token: %w", err)
 	}
 	s.obs.TokenIssued(DialectOf(ctx), KindID)
 	return tok, nil
+}
+
+// refreshAction is what a refresh does, decided by decideRefresh.
+type refreshAction int
+
+const (
+	refreshInvalid refreshAction = iota // refused: unknown, revoked or the account disabled
+	refreshExpired                      // refused: the session's absolute expiry has passed
+	refreshKeep                         // a new access token; the refresh token stays
+	refreshRotate                       // a new access token and a new refresh token
+	refreshReplay                       // a retry within the grace: the same successor again
+	refreshStale                        // a retry within the grace where the answer cannot carry the successor: refused, nothing revoked
+	refreshReuse                        // a rotated-out token presented again: refused, and the session revoked
+)
+
+// refreshFacts are what decides a refresh.
+type refreshFacts struct {
+	now            time.Time
+	rotate         Rotation
+	grace          time.Duration // ReuseGrace in force
+	sessionRevoked bool
+	sessionExpires time.Time
+	userDisabled   bool
+	// rotatedAt is set when the presented token was rotated out.
+	rotatedAt *time.Time
+	// successorIsOwn: the token's recorded successor is the one derived
+	// from it (what a retry would be handed), and is itself still current.
+	successorIsOwn bool
+}
+
+// decideRefresh is the refresh rule, in order: a revoked session, an
+// expired one or a disabled account refuse; a current token refreshes
+// (rotating or keeping it); a rotated-out token within the grace gets its
+// own still-current successor again (where the answer has room for it);
+// any other rotated-out token is reuse.
+func decideRefresh(f refreshFacts) refreshAction {
+	switch {
+	case f.sessionRevoked:
+		return refreshInvalid
+	case !f.now.Before(f.sessionExpires):
+		return refreshExpired
+	case f.userDisabled:
+		return refreshInvalid
+	case f.rotatedAt == nil && f.rotate == RotateRefreshToken:
+		return refreshRotate
+	case f.rotatedAt == nil:
+		return refreshKeep
+	case f.grace > 0 && f.now.Sub(*f.rotatedAt) <= f.grace && f.successorIsOwn && f.rotate == RotateRefreshToken:
+		return refreshReplay
+	case f.grace > 0 && f.now.Sub(*f.rotatedAt) <= f.grace && f.successorIsOwn:
+		return refreshStale
+	}
+	return refreshReuse
 }
 
 // Refresh returns a new access token for a live session. The session's
@@ -131,83 +179,104 @@ func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, 
 	if err != nil {
 		return Grant{}, fmt.Errorf("refresh: %w", err)
 	}
-	now := s.now()
-	switch {
-	case sess.RevokedAt != nil:
-		return Grant{}, refreshError(ErrRefreshInvalid)
-	case !now.Before(sess.ExpiresAt):
-		return Grant{}, refreshError(ErrRefreshExpired)
-	}
 	u, err := s.store.UserByID(ctx, sess.UserID)
 	if err != nil {
 		return Grant{}, fmt.Errorf("refresh: load user: %w", err)
 	}
-	if u.DisabledAt != nil {
-		return Grant{}, refreshError(ErrRefreshInvalid)
-	}
-	next := refresh
-	switch {
-	case rt.RotatedAt != nil:
-		next, err = s.retry(ctx, rt, sess, refresh, rotate, now)
-		if err != nil {
+	now := s.now()
+	f := refreshFacts{now: now, rotate: rotate, grace: s.Lifetimes().ReuseGrace, sessionRevoked: sess.RevokedAt != nil,
+		sessionExpires: sess.ExpiresAt, userDisabled: u.DisabledAt != nil, rotatedAt: rt.RotatedAt}
+	if rt.RotatedAt != nil && f.grace > 0 && now.Sub(*rt.RotatedAt) <= f.grace {
+		if f.successorIsOwn, err = s.successorIsOwn(ctx, rt, sess, refresh); err != nil {
 			return Grant{}, err
 		}
-	case rotate == RotateRefreshToken:
-		next = successor(sess.Secret, refresh, s.rand)
-		err := s.store.RotateRefreshToken(ctx, rt.Hash, store.RefreshToken{Hash: HashRefreshToken(next),
-			SessionID: sess.ID, CreatedAt: now.UTC()}, now.UTC())
+	}
+	g := Grant{User: u, SessionID: sess.ID, ClientID: sess.ClientID, AuthTime: sess.AuthTime,
+		RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}
+	switch decideRefresh(f) {
+	case refreshInvalid:
+		return Grant{}, refreshError(ErrRefreshInvalid)
+	case refreshExpired:
+		return Grant{}, refreshError(ErrRefreshExpired)
+	case refreshStale:
+		// The answer has no room for the successor: a 200 here would
+		// leave the client holding a dead token. Nothing is revoked, and
+		// the message says so.
+		return Grant{}, &apperr.Error{Code: apperr.Unauthorized, Err: ErrRefreshInvalid,
+			Message: "this refresh token was replaced a moment ago by the one another request received; use that one"}
+	case refreshReuse:
+		return Grant{}, s.revokeReused(ctx, sess, now)
+	case refreshKeep, refreshReplay:
+		if f.rotatedAt != nil {
+			g.RefreshToken = successor(sess.Secret, refresh, nil)
+		}
+		if err := s.signAccess(&g); err != nil {
+			return Grant{}, err
+		}
+		if err := s.store.ExtendSessionAccess(ctx, sess.ID, g.AccessExpiresAt); err != nil {
+			return Grant{}, refreshStoreError(err)
+		}
+	case refreshRotate:
+		if g.RefreshToken = successor(sess.Secret, refresh, s.rand); g.RefreshToken == "" {
+			return Grant{}, errors.New("refresh: no randomness for a successor")
+		}
+		if err := s.signAccess(&g); err != nil {
+			return Grant{}, err
+		}
+		err := s.store.RotateRefreshToken(ctx, rt.Hash, store.RefreshToken{Hash: HashRefreshToken(g.RefreshToken),
+			SessionID: sess.ID, CreatedAt: now.UTC()}, now.UTC(), g.AccessExpiresAt)
 		if errors.Is(err, store.ErrConflict) && mayRetry {
 			// Rotated by a concurrent request a moment ago: read it again
 			// and let the grace rule decide, once.
 			return s.refresh(ctx, refresh, rotate, false)
 		}
 		if err != nil {
-			return Grant{}, fmt.Errorf("rotate refresh token: %w", err)
+			return Grant{}, refreshStoreError(err)
 		}
 	}
-	g := Grant{User: u, SessionID: sess.ID, ClientID: sess.ClientID, AuthTime: sess.AuthTime,
-		RefreshToken: next, RefreshExpiresAt: sess.ExpiresAt}
-	if err := s.issueAccess(ctx, &g); err != nil {
-		return Grant{}, err
-	}
-	if next != refresh {
+	s.obs.TokenIssued(DialectOf(ctx), KindAccess)
+	if g.RefreshToken != refresh {
 		s.obs.TokenIssued(DialectOf(ctx), KindRefresh)
 	}
 	return g, nil
 }
 
-// retry handles a rotated-out token: within the grace, the immediately
-// previous token gets its successor again (only where the answer can carry
-// it; elsewhere it is refused without harm); anything else is reuse.
-func (s *Service) retry(ctx context.Context, rt store.RefreshToken, sess store.Session, refresh string, rotate Rotation, now time.Time) (string, error) {
-	grace := s.Lifetimes().ReuseGrace
-	if grace > 0 && len(sess.Secret) > 0 && now.Sub(*rt.RotatedAt) <= grace {
-		next := successor(sess.Secret, refresh, nil)
-		if bytes.Equal(HashRefreshToken(next), rt.SuccessorHash) {
-			succ, _, err := s.store.RefreshTokenByHash(ctx, rt.SuccessorHash)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return "", fmt.Errorf("refresh: load successor: %w", err)
-			}
-			if err == nil && succ.RotatedAt == nil {
-				if rotate != RotateRefreshToken {
-					// The answer has no room for the successor: a 200
-					// here would leave the client holding a dead token.
-					// Nothing is revoked, and the message says so.
-					return "", &apperr.Error{Code: apperr.Unauthorized, Err: ErrRefreshInvalid,
-						Message: "this refresh token was replaced a moment ago by the one another request received; use that one"}
-				}
-				return next, nil
-			}
-		}
+// successorIsOwn reports whether the successor recorded for the rotated-out
+// token rt is the one derived from it, and is still current: only then may
+// a retry be handed it again.
+func (s *Service) successorIsOwn(ctx context.Context, rt store.RefreshToken, sess store.Session, refresh string) (bool, error) {
+	if len(sess.Secret) == 0 || !bytes.Equal(HashRefreshToken(successor(sess.Secret, refresh, nil)), rt.SuccessorHash) {
+		return false, nil
 	}
+	succ, _, err := s.store.RefreshTokenByHash(ctx, rt.SuccessorHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("refresh: load successor: %w", err)
+	}
+	return succ.RotatedAt == nil, nil
+}
+
+// revokeReused revokes the session of a reused refresh token.
+func (s *Service) revokeReused(ctx context.Context, sess store.Session, now time.Time) error {
 	s.obs.RefreshReuse(DialectOf(ctx))
-	s.log.WarnContext(ctx, "refresh token reuse detected; revoking the session", "sid", sess.ID,
-		"user_id", sess.UserID, "dialect", DialectOf(ctx))
+	s.audit(ctx, EventRefreshReuse, "", sess.UserID, slog.String("sid", sess.ID))
 	if err := s.store.RevokeSession(ctx, sess.ID, now.UTC()); err != nil {
-		return "", fmt.Errorf("revoke reused session: %w", err)
+		return fmt.Errorf("revoke reused session: %w", err)
 	}
-	s.noteRevoked(sess.ID, now.UTC())
-	return "", refreshError(ErrRefreshInvalid)
+	s.noteRevoked(sess, now.UTC())
+	s.audit(ctx, EventSessionRevoked, "", sess.UserID, slog.String("reason", RevokedReuse), slog.String("sid", sess.ID))
+	return refreshError(ErrRefreshInvalid)
+}
+
+// refreshStoreError maps a refused write: the session was revoked (or
+// deleted) between reading it and refreshing it.
+func refreshStoreError(err error) error {
+	if errors.Is(err, store.ErrRevoked) || errors.Is(err, store.ErrNotFound) {
+		return refreshError(ErrRefreshInvalid)
+	}
+	return fmt.Errorf("refresh: %w", err)
 }
 
 // successor derives the refresh token that replaces refresh: an HMAC keyed

@@ -73,9 +73,12 @@ func (s *sqlStore) ListAPIClients(ctx context.Context, userID string) ([]APIClie
 
 // RevokeAPIClient revokes client id if userID owns it and it is live, and
 // with it, in the same transaction, every live session it started: a
-// revoked client may have been compromised. An unknown, foreign or already
-// revoked client is ErrNotFound alike.
-func (s *sqlStore) RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error {
+// revoked client may have been compromised. The client row is written
+// first, so a session being created for it (which locks that row to check
+// it) either commits before and is revoked here, or waits and is refused.
+// An unknown, foreign or already revoked client is ErrNotFound alike.
+func (s *sqlStore) RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) (int, error) {
+	var revoked int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.d.bind("UPDATE api_clients SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL"),
 			dbTime(at), id, userID)
@@ -87,56 +90,53 @@ func (s *sqlStore) RevokeAPIClient(ctx context.Context, userID, id string, at ti
 		} else if n == 0 {
 			return ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, s.d.bind("UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL"),
+		res, err = tx.ExecContext(ctx, s.d.bind("UPDATE sessions SET revoked_at = ? WHERE client_id = ? AND revoked_at IS NULL"),
 			dbTime(at), id)
+		if err != nil {
+			return err
+		}
+		revoked, err = res.RowsAffected()
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("revoke api client: %w", err)
+		return 0, fmt.Errorf("revoke api client: %w", err)
 	}
-	return nil
+	return int(revoked), nil
 }
 
 // errAssertionUsed is the conflict of presenting one client assertion twice.
 var errAssertionUsed = fmt.Errorf("client assertion already used: %w", ErrConflict)
 
-// assertionCleanupBatch bounds the expired assertion ids one
-// UseClientAssertion deletes. Each call adds one row, so deleting up to this
-// many keeps the table near its live size without a separate sweeper.
-const assertionCleanupBatch = 100
-
 // UseClientAssertion records (clientID, jti) until expiresAt.
 //
 // The upsert is the whole race: of concurrent inserts of one key, the
 // database lets one in and makes the others see its row, which they may
-// replace only once it has expired. The cleanup runs after it and skips the
-// row just written, so a call never waits on another's cleanup.
+// replace only once it has expired. Expired rows are otherwise deleted by
+// DeleteClientAssertions.
 func (s *sqlStore) UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.d.bind(`INSERT INTO client_assertions (client_id, jti, expires_at)
-			VALUES (?, ?, ?)
-			ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
-			WHERE client_assertions.expires_at <= ?`),
-			clientID, jti, dbTime(expiresAt), dbTime(now))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errAssertionUsed
-		}
-		_, err = tx.ExecContext(ctx, s.d.bind(`DELETE FROM client_assertions WHERE (client_id, jti) IN (
-			SELECT client_id, jti FROM client_assertions
-			WHERE expires_at <= ? AND NOT (client_id = ? AND jti = ?)
-			LIMIT ?`+s.d.skipLocked+`)`),
-			dbTime(now), clientID, jti, assertionCleanupBatch)
-		return err
-	})
+	n, err := s.exec(ctx, `INSERT INTO client_assertions (client_id, jti, expires_at)
+		VALUES (?, ?, ?)
+		ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE client_assertions.expires_at <= ?`,
+		clientID, jti, dbTime(expiresAt), dbTime(now))
+	if err == nil && n == 0 {
+		err = errAssertionUsed
+	}
 	if err != nil {
 		return fmt.Errorf("use client assertion: %w", err)
 	}
 	return nil
+}
+
+// DeleteClientAssertions deletes at most limit records expired at now.
+func (s *sqlStore) DeleteClientAssertions(ctx context.Context, now time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, errors.New("delete client assertions: limit must be positive")
+	}
+	n, err := s.exec(ctx, `DELETE FROM client_assertions WHERE (client_id, jti) IN (
+		SELECT client_id, jti FROM client_assertions WHERE expires_at <= ? LIMIT ?)`, dbTime(now), limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete client assertions: %w", err)
+	}
+	return int(n), nil
 }

@@ -21,10 +21,22 @@ type dialect struct {
 	createMigrationsTable string
 	// lockMigrations, if set, serializes migrating processes inside tx.
 	lockMigrations func(ctx context.Context, tx *sql.Tx) error
-	// skipLocked ends a SELECT whose rows the transaction will delete, so
-	// that concurrent deleters take disjoint rows rather than wait for (and
-	// deadlock on) each other. Empty where writers are serialized anyway.
+	// forShare ends a SELECT of a row that must not change until the
+	// transaction ends (a user or client a new session depends on). Empty
+	// where writers are serialized anyway.
+	forShare string
+	// skipLocked ends a SELECT of rows the transaction will delete: it
+	// locks them first (so rows are always locked session before token,
+	// as a rotation does) and skips those another transaction holds.
 	skipLocked string
+	// rowAddress names a row of a table without a key (rowid, ctid), and
+	// rowIn(sub) is the condition "the row's address is one of sub's".
+	rowAddress string
+	rowIn      func(sub string) string
+	// tryCleanupLock, if set, takes the lock that lets one process at a
+	// time delete ended records, held by conn until unlockCleanup.
+	tryCleanupLock func(ctx context.Context, conn *sql.Conn) (bool, error)
+	unlockCleanup  func(ctx context.Context, conn *sql.Conn) error
 	// classify maps a driver error to the package's sentinels, or returns
 	// nil when it does not recognize it.
 	classify func(err error) error

@@ -3,14 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
-
-// RecordLoginFailure notes one failed login under key at `at`.
-func (s *sqlStore) RecordLoginFailure(ctx context.Context, key string, at time.Time) error {
-	return s.RecordLoginAttempt(ctx, key, "", at)
-}
 
 // RecordLoginAttempt counts attempt under key at `at` as a failure until
 // ForgetLoginAttempt takes it back.
@@ -57,10 +53,15 @@ func (s *sqlStore) ClearLoginFailures(ctx context.Context, key string) error {
 	return nil
 }
 
-// DeleteLoginFailuresBefore deletes the failures of every key recorded
-// before `before`.
-func (s *sqlStore) DeleteLoginFailuresBefore(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.exec(ctx, "DELETE FROM login_failures WHERE at < ?", dbTime(before))
+// DeleteLoginFailuresBefore deletes at most limit failures of any key
+// recorded before `before`. The table has no key of its own: rows are
+// picked by the backend's row address (rowid, ctid).
+func (s *sqlStore) DeleteLoginFailuresBefore(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, errors.New("delete old login failures: limit must be positive")
+	}
+	n, err := s.exec(ctx, "DELETE FROM login_failures WHERE "+
+		s.d.rowIn("SELECT "+s.d.rowAddress+" FROM login_failures WHERE at < ? LIMIT ?"), dbTime(before), limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete old login failures: %w", err)
 	}

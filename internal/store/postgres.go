@@ -25,6 +25,9 @@ const (
 	// migrationLockKey is the pg_advisory_xact_lock key that serializes
 	// migrations of one database: "ideapool" in ASCII.
 	migrationLockKey int64 = 0x69646561706f6f6c
+	// cleanupLockKey is the pg_try_advisory_lock key held by the one
+	// process that deletes ended records: "ideapoo" and "C".
+	cleanupLockKey int64 = 0x69646561706f6f43
 )
 
 var postgresDialect = &dialect{
@@ -39,8 +42,21 @@ var postgresDialect = &dialect{
 		_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLockKey)
 		return err
 	},
+	forShare:   " FOR SHARE",
 	skipLocked: " FOR UPDATE SKIP LOCKED",
-	classify:   classifyPostgres,
+	rowAddress: "ctid",
+	// = ANY(ARRAY(...)) is what PostgreSQL plans as a TID scan.
+	rowIn: func(sub string) string { return "ctid = ANY(ARRAY(" + sub + "))" },
+	tryCleanupLock: func(ctx context.Context, conn *sql.Conn) (bool, error) {
+		var ok bool
+		err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", cleanupLockKey).Scan(&ok)
+		return ok, err
+	},
+	unlockCleanup: func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", cleanupLockKey)
+		return err
+	},
+	classify: classifyPostgres,
 }
 
 // constraintFields names the field behind each unique constraint callers

@@ -101,3 +101,26 @@ func TestPostgresUnreachable(t *testing.T) {
 		t.Fatalf("Open: error %q leaks the password", err)
 	}
 }
+
+// One process at a time holds the cleanup lock of a database, whichever
+// store (replica) asks; releasing it lets the next one in.
+func TestPostgresCleanupLock(t *testing.T) {
+	requirePostgres(t)
+	url := postgresURL(t)
+	a, b := mustOpen(t, url), mustOpen(t, url)
+	unlock, ok, err := a.LockCleanup(t.Context())
+	if err != nil || !ok {
+		t.Fatalf("first LockCleanup = %v, %v; want granted", ok, err)
+	}
+	for name, s := range map[string]store.Store{"another replica": b, "the same replica": a} {
+		if _, ok, err := s.LockCleanup(t.Context()); err != nil || ok {
+			t.Fatalf("LockCleanup by %s while held = %v, %v; want refused", name, ok, err)
+		}
+	}
+	unlock()
+	unlockB, ok, err := b.LockCleanup(t.Context())
+	if err != nil || !ok {
+		t.Fatalf("LockCleanup after release = %v, %v; want granted", ok, err)
+	}
+	unlockB()
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,12 @@ var errAlreadyRotated = fmt.Errorf("refresh token already rotated: %w", ErrConfl
 // CreateSession inserts s and its first refresh token t in one transaction.
 // t.SessionID may be left empty; otherwise it must be s.ID. An empty secret
 // is refused: it marks the sessions older than secrets.
+//
+// The user (and the client) are read under a shared row lock: a disable or
+// a client revocation, which updates that row before it revokes sessions,
+// either commits first and is seen here, or waits for this transaction and
+// then revokes the session it created. (SQLite runs one write transaction
+// at a time, so there the read alone is enough.)
 func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshToken) error {
 	if len(sess.Secret) == 0 {
 		return errors.New("create session: empty secret")
@@ -26,10 +33,34 @@ func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshTok
 		return errors.New("create session: refresh token names another session")
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.d.bind(`INSERT INTO sessions
-			(id, user_id, auth_time, secret, client_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		var ended sql.NullInt64
+		err := tx.QueryRowContext(ctx, s.d.bind("SELECT disabled_at FROM users WHERE id = ?"+s.d.forShare), sess.UserID).Scan(&ended)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errForeignKey
+		}
+		if err != nil {
+			return err
+		}
+		if ended.Valid {
+			return errUserDisabled
+		}
+		if sess.ClientID != "" {
+			err := tx.QueryRowContext(ctx, s.d.bind("SELECT revoked_at FROM api_clients WHERE id = ?"+s.d.forShare), sess.ClientID).Scan(&ended)
+			if errors.Is(err, sql.ErrNoRows) {
+				return errForeignKey
+			}
+			if err != nil {
+				return err
+			}
+			if ended.Valid {
+				return errClientRevoked
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.d.bind(`INSERT INTO sessions
+			(id, user_id, auth_time, secret, client_id, created_at, expires_at, access_expires_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			sess.ID, sess.UserID, dbTime(sess.AuthTime), sess.Secret, dbNullString(sess.ClientID),
-			dbTime(sess.CreatedAt), dbTime(sess.ExpiresAt), dbNullTime(sess.RevokedAt))
+			dbTime(sess.CreatedAt), dbTime(sess.ExpiresAt), dbTime(sess.AccessExpiresAt), dbNullTime(sess.RevokedAt))
 		if err != nil {
 			return err
 		}
@@ -40,6 +71,13 @@ func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshTok
 	}
 	return nil
 }
+
+// The refusals of writes that depend on a live user, client or session.
+var (
+	errUserDisabled   = fmt.Errorf("user disabled: %w", ErrRevoked)
+	errClientRevoked  = fmt.Errorf("api client revoked: %w", ErrRevoked)
+	errSessionRevoked = fmt.Errorf("session revoked: %w", ErrRevoked)
+)
 
 func (s *sqlStore) insertRefreshToken(ctx context.Context, tx *sql.Tx, t RefreshToken) error {
 	_, err := tx.ExecContext(ctx, s.d.bind(`INSERT INTO refresh_tokens
@@ -54,21 +92,22 @@ func (s *sqlStore) RefreshTokenByHash(ctx context.Context, hash []byte) (Refresh
 		t                         RefreshToken
 		sess                      Session
 		tCreated, sAuth, sCreated int64
-		sExpires                  int64
+		sExpires, sAccessExpires  int64
 		tRotated, sRevoked        sql.NullInt64
 		sClient                   sql.NullString
 	)
 	err := s.queryRow(ctx, `SELECT t.hash, t.session_id, t.created_at, t.rotated_at, t.successor_hash,
-			s.id, s.user_id, s.auth_time, s.secret, s.client_id, s.created_at, s.expires_at, s.revoked_at
+			s.id, s.user_id, s.auth_time, s.secret, s.client_id, s.created_at, s.expires_at, s.access_expires_at, s.revoked_at
 		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
 		WHERE t.hash = ?`, hash).Scan(
 		&t.Hash, &t.SessionID, &tCreated, &tRotated, &t.SuccessorHash,
-		&sess.ID, &sess.UserID, &sAuth, &sess.Secret, &sClient, &sCreated, &sExpires, &sRevoked)
+		&sess.ID, &sess.UserID, &sAuth, &sess.Secret, &sClient, &sCreated, &sExpires, &sAccessExpires, &sRevoked)
 	if err != nil {
 		return RefreshToken{}, Session{}, fmt.Errorf("get refresh token: %w", s.d.mapErr(err))
 	}
 	t.CreatedAt, t.RotatedAt = goTime(tCreated), goNullTime(tRotated)
 	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = goTime(sAuth), goTime(sCreated), goTime(sExpires)
+	sess.AccessExpiresAt = goTime(sAccessExpires)
 	sess.RevokedAt = goNullTime(sRevoked)
 	sess.ClientID = sClient.String
 	if len(sess.Secret) == 0 {
@@ -77,26 +116,39 @@ func (s *sqlStore) RefreshTokenByHash(ctx context.Context, hash []byte) (Refresh
 	return t, sess, nil
 }
 
-// RotateRefreshToken marks old rotated and inserts next in one transaction.
-// The conditional UPDATE is what makes a second rotation of old fail, even
-// when two run at once. next.SessionID may be left empty; otherwise it must
-// be old's session.
-func (s *sqlStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at time.Time) error {
+// extendAccess is the statement that raises a live session's
+// access_expires_at (args: the new expiry twice, then the session id). On
+// PostgreSQL it also row-locks the session until the transaction ends, so
+// a revocation of it waits, then sees what this transaction issued.
+const extendAccess = `UPDATE sessions
+	SET access_expires_at = CASE WHEN access_expires_at < ? THEN ? ELSE access_expires_at END
+	WHERE id = ? AND revoked_at IS NULL`
+
+// RotateRefreshToken marks old rotated, inserts next and extends the
+// session's access expiry in one transaction. The session is written first:
+// a revoked session refuses the rotation, and a revocation that comes later
+// waits for it. The conditional UPDATE of old is what makes a second
+// rotation of old fail, even when two run at once. next.SessionID may be
+// left empty; otherwise it must be old's session.
+func (s *sqlStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at, accessExpiresAt time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var sessionID string
-		err := tx.QueryRowContext(ctx, s.d.bind(`UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ?
-			WHERE hash = ? AND rotated_at IS NULL RETURNING session_id`),
-			dbTime(at), dbBytes(next.Hash), oldHash).Scan(&sessionID)
-		if errors.Is(err, sql.ErrNoRows) {
-			var one int
-			err = tx.QueryRowContext(ctx, s.d.bind("SELECT 1 FROM refresh_tokens WHERE hash = ?"), oldHash).Scan(&one)
-			if err == nil {
-				return errAlreadyRotated
-			}
+		err := tx.QueryRowContext(ctx, s.d.bind("SELECT session_id FROM refresh_tokens WHERE hash = ?"), oldHash).Scan(&sessionID)
+		if err != nil {
 			return err // ErrNoRows: unknown token
 		}
+		if err := s.extendAccess(ctx, tx, sessionID, accessExpiresAt); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, s.d.bind(`UPDATE refresh_tokens SET rotated_at = ?, successor_hash = ?
+			WHERE hash = ? AND rotated_at IS NULL`), dbTime(at), dbBytes(next.Hash), oldHash)
 		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errAlreadyRotated
 		}
 		if next.SessionID == "" {
 			next.SessionID = sessionID
@@ -110,6 +162,33 @@ func (s *sqlStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next 
 		return fmt.Errorf("rotate refresh token: %w", err)
 	}
 	return nil
+}
+
+// ExtendSessionAccess raises the session's access expiry unless it is
+// revoked.
+func (s *sqlStore) ExtendSessionAccess(ctx context.Context, id string, accessExpiresAt time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.extendAccess(ctx, tx, id, accessExpiresAt) })
+	if err != nil {
+		return fmt.Errorf("extend session access: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) extendAccess(ctx context.Context, tx *sql.Tx, id string, accessExpiresAt time.Time) error {
+	exp := dbTime(accessExpiresAt)
+	res, err := tx.ExecContext(ctx, s.d.bind(extendAccess), exp, exp, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	var one int
+	err = tx.QueryRowContext(ctx, s.d.bind("SELECT 1 FROM sessions WHERE id = ?"), id).Scan(&one)
+	if err != nil {
+		return err // ErrNoRows: unknown session
+	}
+	return errSessionRevoked
 }
 
 // RevokeSession sets RevokedAt unless already set; an unknown id is
@@ -127,29 +206,12 @@ func (s *sqlStore) RevokeSession(ctx context.Context, id string, at time.Time) e
 	return nil
 }
 
-// RevokeUserSessions revokes every not yet revoked session of userID.
-func (s *sqlStore) RevokeUserSessions(ctx context.Context, userID string, at time.Time) error {
-	if _, err := s.exec(ctx, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", dbTime(at), userID); err != nil {
-		return fmt.Errorf("revoke user sessions: %w", err)
-	}
-	return nil
-}
-
-// DeleteExpiredSessions deletes sessions with ExpiresAt before `before`;
-// their refresh tokens go with them (ON DELETE CASCADE).
-func (s *sqlStore) DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.exec(ctx, "DELETE FROM sessions WHERE expires_at < ?", dbTime(before))
-	if err != nil {
-		return 0, fmt.Errorf("delete expired sessions: %w", err)
-	}
-	return int(n), nil
-}
-
-// RevokedSessions returns the sessions revoked at or after since, oldest
-// revocation first.
-func (s *sqlStore) RevokedSessions(ctx context.Context, since time.Time) ([]RevokedSession, error) {
-	rows, err := s.r.QueryContext(ctx, s.d.bind(`SELECT id, revoked_at FROM sessions
-		WHERE revoked_at >= ? ORDER BY revoked_at, id`), dbTime(since))
+// RevokedSessions returns the sessions revoked at or after since whose
+// access tokens may live past liveAfter, oldest revocation first.
+func (s *sqlStore) RevokedSessions(ctx context.Context, since, liveAfter time.Time) ([]RevokedSession, error) {
+	rows, err := s.query(ctx, `SELECT id, revoked_at, access_expires_at FROM sessions
+		WHERE revoked_at >= ? AND (access_expires_at >= ? OR revoked_at >= ?) ORDER BY revoked_at, id`,
+		dbTime(since), dbTime(liveAfter), dbTime(liveAfter))
 	if err != nil {
 		return nil, fmt.Errorf("list revoked sessions: %w", s.d.mapErr(err))
 	}
@@ -157,15 +219,88 @@ func (s *sqlStore) RevokedSessions(ctx context.Context, since time.Time) ([]Revo
 	out := []RevokedSession{}
 	for rows.Next() {
 		var r RevokedSession
-		var at int64
-		if err := rows.Scan(&r.ID, &at); err != nil {
+		var at, access int64
+		if err := rows.Scan(&r.ID, &at, &access); err != nil {
 			return nil, fmt.Errorf("list revoked sessions: %w", s.d.mapErr(err))
 		}
-		r.RevokedAt = goTime(at)
+		r.RevokedAt, r.AccessExpiresAt = goTime(at), goTime(access)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list revoked sessions: %w", s.d.mapErr(err))
 	}
 	return out, nil
+}
+
+// DeleteEndedSessions picks at most limit ended sessions whose access
+// tokens have all expired, expired ones first (sessions_expires_at_idx),
+// then revoked ones (sessions_revoked_access_idx), and deletes them and
+// their refresh tokens in one short transaction. The sessions are locked
+// when picked, before their tokens, in the order a rotation locks them, so
+// the two never deadlock.
+func (s *sqlStore) DeleteEndedSessions(ctx context.Context, now, accessBefore time.Time, limit int) (int, int, error) {
+	if limit <= 0 {
+		return 0, 0, errors.New("delete ended sessions: limit must be positive")
+	}
+	var sessions, tokens int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ids, err := s.selectIDs(ctx, tx, `SELECT id FROM sessions
+			WHERE expires_at <= ? AND access_expires_at < ? LIMIT ?`+s.d.skipLocked, dbTime(now), dbTime(accessBefore), limit)
+		if err != nil {
+			return err
+		}
+		if len(ids) < limit {
+			more, err := s.selectIDs(ctx, tx, `SELECT id FROM sessions
+				WHERE revoked_at IS NOT NULL AND access_expires_at < ? AND expires_at > ? LIMIT ?`+s.d.skipLocked,
+				dbTime(accessBefore), dbTime(now), limit-len(ids))
+			if err != nil {
+				return err
+			}
+			ids = append(ids, more...)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		in := placeholders(len(ids))
+		res, err := tx.ExecContext(ctx, s.d.bind("DELETE FROM refresh_tokens WHERE session_id IN ("+in+")"), ids...)
+		if err != nil {
+			return err
+		}
+		if tokens, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, s.d.bind("DELETE FROM sessions WHERE id IN ("+in+")"), ids...)
+		if err != nil {
+			return err
+		}
+		sessions, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("delete ended sessions: %w", err)
+	}
+	return int(sessions), int(tokens), nil
+}
+
+// selectIDs runs a query of one text column inside tx.
+func (s *sqlStore) selectIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]any, error) {
+	rows, err := tx.QueryContext(ctx, s.d.bind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// placeholders is "?, ?, ..." n times.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

@@ -40,7 +40,9 @@ var sqliteDialect = &dialect{
 		name       TEXT    NOT NULL,
 		applied_at TEXT    NOT NULL DEFAULT CURRENT_TIMESTAMP
 	)`,
-	classify: classifySQLite,
+	rowAddress: "rowid",
+	rowIn:      func(sub string) string { return "rowid IN (" + sub + ")" },
+	classify:   classifySQLite,
 }
 
 // openSQLite opens the file at path with one writer connection and a pool of

@@ -27,8 +27,8 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "nested", "data")
 	path := filepath.Join(dir, "ideapool.db")
 	s := mustOpen(t, "sqlite:"+path)
-	if err := s.RecordLoginFailure(t.Context(), "k", time.Unix(0, 0)); err != nil {
-		t.Fatalf("RecordLoginFailure: %v", err)
+	if err := s.RecordLoginAttempt(t.Context(), "k", "", time.Unix(0, 0)); err != nil {
+		t.Fatalf("RecordLoginAttempt: %v", err)
 	}
 	for p, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, path: 0o600, path + "-wal": 0o600} {
 		fi, err := os.Stat(p)
@@ -38,5 +38,17 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 		if fi.Mode() != want {
 			t.Errorf("%s: mode %v, want %v", p, fi.Mode(), want)
 		}
+	}
+}
+
+// SQLite serializes writers: the cleanup lock is granted to every caller.
+func TestSQLiteCleanupLock(t *testing.T) {
+	s := mustOpen(t, sqliteURL(t))
+	for i := range 2 {
+		unlock, ok, err := s.LockCleanup(t.Context())
+		if err != nil || !ok {
+			t.Fatalf("LockCleanup %d = %v, %v; want granted", i, ok, err)
+		}
+		defer unlock()
 	}
 }

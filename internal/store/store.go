@@ -24,6 +24,11 @@ var (
 	// ErrUnavailable means the database could not be reached or did not
 	// answer in time; callers map it to 503.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrRevoked means a write was refused because what it depends on has
+	// ended: the user is disabled, or the API client or the session is
+	// revoked. The check and the write are one transaction, so a
+	// revocation that commits first is always seen.
+	ErrRevoked = errors.New("revoked")
 )
 
 // ConflictError names the unique field that was already taken ("email",
@@ -72,13 +77,31 @@ type Session struct {
 	ClientID  string
 	CreatedAt time.Time
 	ExpiresAt time.Time
-	RevokedAt *time.Time
+	// AccessExpiresAt is the latest expiry of an access token issued for
+	// the session: a revocation must be remembered until then, whatever
+	// the access lifetime is now.
+	AccessExpiresAt time.Time
+	RevokedAt       *time.Time
 }
 
 // RevokedSession is one entry of the revocation list.
 type RevokedSession struct {
-	ID        string
-	RevokedAt time.Time
+	ID              string
+	RevokedAt       time.Time
+	AccessExpiresAt time.Time
+}
+
+// UserUpdate is a change to an account. Zero fields change nothing.
+type UserUpdate struct {
+	// Role, when not zero, becomes the user's role.
+	Role Role
+	// DisabledAt, when set, disables the user at that time; Enable clears
+	// it. At most one of the two.
+	DisabledAt *time.Time
+	Enable     bool
+	// RevokeSessionsAt, when set, revokes every live session of the user
+	// at that time, in the same transaction as the change.
+	RevokeSessionsAt *time.Time
 }
 
 // RefreshToken is the stored form of an opaque refresh token: only its hash.
@@ -126,37 +149,45 @@ type Store interface {
 	// CreateUser inserts u; a taken email or username is a *ConflictError.
 	CreateUser(ctx context.Context, u User) error
 	UserByID(ctx context.Context, id string) (User, error)
-	UserByEmail(ctx context.Context, email string) (User, error)
 	// UserByLogin finds a user by username or email (both lower-case).
 	UserByLogin(ctx context.Context, login string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
-	SetUserRole(ctx context.Context, id string, role Role) error
-	SetUserDisabled(ctx context.Context, id string, at *time.Time) error
+	// UpdateUser applies u to user id in one transaction and returns how
+	// many sessions it revoked. An unknown id is ErrNotFound.
+	UpdateUser(ctx context.Context, id string, u UserUpdate) (revoked int, err error)
 
 	// CreateSession inserts s together with its first refresh token,
-	// atomically. s.Secret must not be empty; an s.ClientID naming no API
-	// client is ErrNotFound.
+	// atomically. s.Secret must not be empty; an s.UserID or s.ClientID
+	// naming no record is ErrNotFound. A disabled user or a revoked client
+	// is ErrRevoked, checked in the same transaction under a lock that a
+	// concurrent disable or client revocation waits for: a session is never
+	// created that such a revocation misses.
 	CreateSession(ctx context.Context, s Session, t RefreshToken) error
 	// RefreshTokenByHash returns the token and its session, Secret and
 	// ClientID included.
 	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, Session, error)
 	// RotateRefreshToken marks old as rotated at `at` with successor next,
-	// and inserts next, atomically and only if old was not already rotated
-	// (ErrConflict otherwise).
-	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at time.Time) error
+	// inserts next, and extends the session's AccessExpiresAt to at least
+	// accessExpiresAt, atomically: only if old was not already rotated
+	// (ErrConflict otherwise) and its session is not revoked (ErrRevoked).
+	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at, accessExpiresAt time.Time) error
+	// ExtendSessionAccess raises the session's AccessExpiresAt to at least
+	// accessExpiresAt, unless it is revoked (ErrRevoked); an unknown id is
+	// ErrNotFound.
+	ExtendSessionAccess(ctx context.Context, id string, accessExpiresAt time.Time) error
 	// RevokeSession sets RevokedAt on the session if it is not yet revoked.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
-	// RevokedSessions lists sessions revoked at or after since, oldest
-	// revocation first: the replicated revocation list.
-	RevokedSessions(ctx context.Context, since time.Time) ([]RevokedSession, error)
-	// RevokeUserSessions revokes every live session of a user.
-	RevokeUserSessions(ctx context.Context, userID string, at time.Time) error
-	// DeleteExpiredSessions removes sessions (and their tokens) that expired before `before`.
-	DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error)
+	// RevokedSessions lists the sessions revoked at or after since whose
+	// access tokens may outlive liveAfter (AccessExpiresAt or RevokedAt at
+	// or after it), oldest revocation first: the replicated revocation
+	// list.
+	RevokedSessions(ctx context.Context, since, liveAfter time.Time) ([]RevokedSession, error)
+	// DeleteEndedSessions deletes at most limit sessions, with their
+	// refresh tokens, in one transaction: sessions that ended (expired at
+	// or before now, or revoked) and whose every access token expired
+	// before accessBefore. It returns how many of each it deleted.
+	DeleteEndedSessions(ctx context.Context, now, accessBefore time.Time, limit int) (sessions, refreshTokens int, err error)
 
-	// RecordLoginFailure notes one failed login under key (for example
-	// "account:<email>" or "ip:<addr>").
-	RecordLoginFailure(ctx context.Context, key string, at time.Time) error
 	// LoginFailures counts failures under key at or after since, and returns
 	// the oldest of them (zero time when count is 0).
 	LoginFailures(ctx context.Context, key string, since time.Time) (count int, oldest time.Time, err error)
@@ -166,9 +197,9 @@ type Store interface {
 	ForgetLoginAttempt(ctx context.Context, key, attempt string) error
 	// ClearLoginFailures forgets the failures under key (after a success).
 	ClearLoginFailures(ctx context.Context, key string) error
-	// DeleteLoginFailuresBefore removes failures of every key recorded before
-	// `before` and returns how many it removed (housekeeping).
-	DeleteLoginFailuresBefore(ctx context.Context, before time.Time) (int, error)
+	// DeleteLoginFailuresBefore deletes at most limit failures of any key
+	// recorded before `before`, in one transaction, and returns how many.
+	DeleteLoginFailuresBefore(ctx context.Context, before time.Time, limit int) (int, error)
 
 	// CreateAPIClient inserts c, which must carry exactly one of Secret and
 	// PublicJWK. A taken id is a *ConflictError{Field: "id"}; an unknown
@@ -179,16 +210,25 @@ type Store interface {
 	// ListAPIClients returns a user's clients, newest first, revoked ones
 	// included; none is an empty slice.
 	ListAPIClients(ctx context.Context, userID string) ([]APIClient, error)
-	// RevokeAPIClient sets RevokedAt on client id. It is ErrNotFound unless
-	// userID owns the client and it is not yet revoked. Sessions the client
-	// started are left alone.
-	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) error
+	// RevokeAPIClient sets RevokedAt on client id and, in the same
+	// transaction, revokes every live session the client started; it
+	// returns how many. It is ErrNotFound unless userID owns the client and
+	// it is not yet revoked.
+	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) (revokedSessions int, err error)
 	// UseClientAssertion records jti for clientID until expiresAt. It returns
 	// ErrConflict when the same (clientID, jti) was already used and has not
-	// yet expired at now (expired means expiresAt <= now). Expired records
-	// are deleted by the same call (bounded work). Of concurrent calls with
-	// one (clientID, jti), exactly one succeeds.
+	// yet expired at now (expired means expiresAt <= now). Of concurrent
+	// calls with one (clientID, jti), exactly one succeeds.
 	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
+	// DeleteClientAssertions deletes at most limit records that expired at
+	// or before now, in one transaction, and returns how many.
+	DeleteClientAssertions(ctx context.Context, now time.Time, limit int) (int, error)
+
+	// LockCleanup makes this process the one that deletes ended records
+	// until unlock is called: ok is false when another process holds the
+	// lock (PostgreSQL; SQLite serializes writers anyway, so there it is
+	// always granted).
+	LockCleanup(ctx context.Context) (unlock func(), ok bool, err error)
 
 	CreateIdea(ctx context.Context, i Idea) error
 	// UpdateIdea replaces content and scores of the idea with i.ID owned by

@@ -130,13 +130,13 @@ var storeBenchOps = []struct {
 			benchSession(b, s, u.ID, "s"+strconv.Itoa(n))
 		}
 	}},
-	{"RecordLoginFailure", func(b *testing.B, s store.Store) {
+	{"RecordLoginAttempt", func(b *testing.B, s store.Store) {
 		ctx := context.Background()
 		var n int
 		for b.Loop() {
 			n++
 			// Ten keys, as a guessing client spreads over a few accounts.
-			if err := s.RecordLoginFailure(ctx, "account:a"+strconv.Itoa(n%10)+"@example.com", benchBase.Add(time.Duration(n)*time.Microsecond)); err != nil {
+			if err := s.RecordLoginAttempt(ctx, "account:a"+strconv.Itoa(n%10)+"@example.com", "", benchBase.Add(time.Duration(n)*time.Microsecond)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -150,7 +150,7 @@ var storeBenchOps = []struct {
 			if i < 9 {
 				key = "account:victim@example.com"
 			}
-			if err := s.RecordLoginFailure(ctx, key, benchBase.Add(time.Duration(i)*time.Second)); err != nil {
+			if err := s.RecordLoginAttempt(ctx, key, "", benchBase.Add(time.Duration(i)*time.Second)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -65,11 +65,13 @@ func testOpen(t *testing.T, newURL func(t *testing.T) string) {
 		if err != nil {
 			t.Fatalf("RefreshTokenByHash after upgrade: %v", err)
 		}
-		want := store.Session{ID: "s-old", UserID: "u1", AuthTime: created, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
+		// Its access tokens are bounded by the session's end plus its length.
+		want := store.Session{ID: "s-old", UserID: "u1", AuthTime: created, CreatedAt: created, ExpiresAt: created.Add(time.Hour),
+			AccessExpiresAt: created.Add(2 * time.Hour)}
 		if !reflect.DeepEqual(sess, want) {
 			t.Fatalf("old session after upgrade:\n got  %+v\n want %+v (no secret, no client)", sess, want)
 		}
-		if n, err := s.DeleteLoginFailuresBefore(ctx, created.Add(time.Second)); err != nil || n != 1 {
+		if n, err := s.DeleteLoginFailuresBefore(ctx, created.Add(time.Second), 10); err != nil || n != 1 {
 			t.Fatalf("DeleteLoginFailuresBefore after upgrade = %d, %v; want 1, nil", n, err)
 		}
 
@@ -90,6 +92,60 @@ func testOpen(t *testing.T, newURL func(t *testing.T) string) {
 		}
 		if err := store.Migrate(ctx, url, nil); err != nil {
 			t.Fatalf("Migrate again: %v", err)
+		}
+	})
+
+	t.Run("upgrade from version 4 ends sessions of revoked clients and disabled users", func(t *testing.T) {
+		t.Parallel()
+		url := newURL(t)
+		ctx := t.Context()
+		us := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC).UnixMicro()
+		revokedAt := us + time.Minute.Microseconds()
+		old, err := store.OpenLegacy(ctx, url, 4)
+		if err != nil {
+			t.Fatalf("OpenLegacy: %v", err)
+		}
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"INSERT INTO users (id, email, username, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+				[]any{"u1", "a@example.com", "a", "A", "x", 1, us}},
+			{"INSERT INTO users (id, email, username, name, password_hash, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				[]any{"u2", "b@example.com", "b", "B", "x", 1, us, revokedAt}},
+			{"INSERT INTO api_clients (id, user_id, name, secret, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+				[]any{"c1", "u1", "cli", []byte("0123456789abcdef0123456789abcdef"), us, revokedAt}},
+			{"INSERT INTO sessions (id, user_id, auth_time, created_at, expires_at, secret, client_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+				[]any{"by-revoked-client", "u1", us, us, us + time.Hour.Microseconds(), []byte("s"), "c1"}},
+			{"INSERT INTO sessions (id, user_id, auth_time, created_at, expires_at, secret) VALUES (?, ?, ?, ?, ?, ?)",
+				[]any{"of-disabled-user", "u2", us, us, us + time.Hour.Microseconds(), []byte("s")}},
+			{"INSERT INTO sessions (id, user_id, auth_time, created_at, expires_at, secret) VALUES (?, ?, ?, ?, ?, ?)",
+				[]any{"live", "u1", us, us, us + time.Hour.Microseconds(), []byte("s")}},
+		} {
+			if err := old.Exec(ctx, q.sql, q.args...); err != nil {
+				t.Fatalf("seed version 4: %s: %v", q.sql, err)
+			}
+		}
+		for _, id := range []string{"by-revoked-client", "of-disabled-user", "live"} {
+			if err := old.Exec(ctx, "INSERT INTO refresh_tokens (hash, session_id, created_at) VALUES (?, ?, ?)", []byte("rt-"+id), id, us); err != nil {
+				t.Fatalf("seed version 4: %v", err)
+			}
+		}
+		if err := old.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		s := mustOpen(t, url)
+		for id, wantRevoked := range map[string]bool{"by-revoked-client": true, "of-disabled-user": true, "live": false} {
+			_, sess, err := s.RefreshTokenByHash(ctx, []byte("rt-"+id))
+			if err != nil {
+				t.Fatalf("RefreshTokenByHash %s: %v", id, err)
+			}
+			if got := sess.RevokedAt != nil; got != wantRevoked {
+				t.Errorf("session %s revoked %v after upgrade, want %v", id, got, wantRevoked)
+			}
+			if wantRevoked && sess.RevokedAt.UnixMicro() != revokedAt {
+				t.Errorf("session %s revoked at %v, want the revocation's time", id, sess.RevokedAt)
+			}
 		}
 	})
 

@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
-	"time"
 )
 
 const userColumns = "id, email, username, name, password_hash, role, created_at, disabled_at"
@@ -43,15 +43,6 @@ func (s *sqlStore) UserByID(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
-// UserByEmail returns the user with email (lower-case).
-func (s *sqlStore) UserByEmail(ctx context.Context, email string) (User, error) {
-	u, err := scanUser(s.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE email = ?", email))
-	if err != nil {
-		return User{}, fmt.Errorf("get user by email: %w", s.d.mapErr(err))
-	}
-	return u, nil
-}
-
 // UserByLogin prefers a username match should login be one user's username
 // and another's email.
 func (s *sqlStore) UserByLogin(ctx context.Context, login string) (User, error) {
@@ -86,26 +77,48 @@ func (s *sqlStore) ListUsers(ctx context.Context) ([]User, error) {
 	return users, nil
 }
 
-// SetUserRole changes the role of user id.
-func (s *sqlStore) SetUserRole(ctx context.Context, id string, role Role) error {
-	n, err := s.exec(ctx, "UPDATE users SET role = ? WHERE id = ?", int(role), id)
-	if err == nil && n == 0 {
-		err = ErrNotFound
+// UpdateUser changes user id and revokes its sessions as u says, in one
+// transaction: the users row is written first, so a session being created
+// (which locks that row to check it) either commits before and is revoked
+// here, or waits and sees the change.
+func (s *sqlStore) UpdateUser(ctx context.Context, id string, u UserUpdate) (int, error) {
+	if u.DisabledAt != nil && u.Enable {
+		return 0, errors.New("update user: disable and enable at once")
 	}
+	var revoked int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		set, args := "id = id", []any{}
+		if u.Role != 0 {
+			set, args = set+", role = ?", append(args, int(u.Role))
+		}
+		switch {
+		case u.DisabledAt != nil:
+			set, args = set+", disabled_at = ?", append(args, dbTime(*u.DisabledAt))
+		case u.Enable:
+			set += ", disabled_at = NULL"
+		}
+		res, err := tx.ExecContext(ctx, s.d.bind("UPDATE users SET "+set+" WHERE id = ?"), append(args, id)...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		if u.RevokeSessionsAt == nil {
+			return nil
+		}
+		res, err = tx.ExecContext(ctx, s.d.bind("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL"),
+			dbTime(*u.RevokeSessionsAt), id)
+		if err != nil {
+			return err
+		}
+		revoked, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("set user role: %w", err)
+		return 0, fmt.Errorf("update user: %w", err)
 	}
-	return nil
-}
-
-// SetUserDisabled disables user id at `at`, or enables it when at is nil.
-func (s *sqlStore) SetUserDisabled(ctx context.Context, id string, at *time.Time) error {
-	n, err := s.exec(ctx, "UPDATE users SET disabled_at = ? WHERE id = ?", dbNullTime(at), id)
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("set user disabled: %w", err)
-	}
-	return nil
+	return int(revoked), nil
 }

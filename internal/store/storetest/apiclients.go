@@ -107,7 +107,9 @@ func testAPIClients(t *testing.T, open func(t *testing.T) store.Store) {
 		mustCreateSession(t, s, byClient, rt1)
 		mustCreateSession(t, s, byOther, rt2)
 		mustCreateSession(t, s, byPassword, rt3)
-		wantErr(t, "RevokeAPIClient", s.RevokeAPIClient(ctx, ann.ID, c.ID, at(time.Minute)), nil)
+		n, err := s.RevokeAPIClient(ctx, ann.ID, c.ID, at(time.Minute))
+		wantErr(t, "RevokeAPIClient", err, nil)
+		wantEqual(t, "sessions revoked", n, 1)
 		for _, tc := range []struct {
 			rt      store.RefreshToken
 			revoked bool
@@ -129,7 +131,8 @@ func testAPIClients(t *testing.T, open func(t *testing.T) store.Store) {
 		c3 := mustCreateAPIClient(t, s, newAPIClient("c3", ann.ID, at(time.Minute))) // same time: higher id first
 		c4 := mustCreateAPIClient(t, s, newAPIClient("c4", ann.ID, at(2*time.Minute)))
 		b1 := mustCreateAPIClient(t, s, newAPIClient("b1", bob.ID, at(time.Hour)))
-		wantErr(t, "RevokeAPIClient", s.RevokeAPIClient(ctx, ann.ID, c4.ID, at(3*time.Minute)), nil)
+		_, err := s.RevokeAPIClient(ctx, ann.ID, c4.ID, at(3*time.Minute))
+		wantErr(t, "RevokeAPIClient", err, nil)
 		c4.RevokedAt = ptr(at(3 * time.Minute))
 
 		tests := map[string]struct {
@@ -171,7 +174,8 @@ func testAPIClients(t *testing.T, open func(t *testing.T) store.Store) {
 			{name: "twice", userID: ann.ID, id: c.ID, at: at(3 * time.Minute), wantErr: store.ErrNotFound},
 		}
 		for _, st := range steps {
-			wantErr(t, st.name, s.RevokeAPIClient(ctx, st.userID, st.id, st.at), st.wantErr)
+			_, err := s.RevokeAPIClient(ctx, st.userID, st.id, st.at)
+			wantErr(t, st.name, err, st.wantErr)
 		}
 		got, err := s.APIClientByID(ctx, c.ID)
 		wantErr(t, "APIClientByID", err, nil)

@@ -37,24 +37,40 @@ func testClientAssertions(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
-	t.Run("cleanup spares live ids", func(t *testing.T) {
+	t.Run("delete expired ids in batches", func(t *testing.T) {
 		ctx, s := fresh(t, open)
-		// 250 ids expire at base+1m; later calls each delete a bounded
-		// batch of them, and every old id can be used again, while the
-		// live ones still count as used.
-		const old = 250
+		// 25 ids expire at base+1m, 10 at base+1h.
+		const old = 25
 		for i := range old {
 			wantErr(t, "UseClientAssertion old", s.UseClientAssertion(ctx, "c1", fmt.Sprintf("old-%d", i), at(time.Minute), base), nil)
 		}
 		for i := range 10 {
-			wantErr(t, "UseClientAssertion new", s.UseClientAssertion(ctx, "c1", fmt.Sprintf("new-%d", i), at(time.Hour), at(2*time.Minute)), nil)
+			wantErr(t, "UseClientAssertion new", s.UseClientAssertion(ctx, "c1", fmt.Sprintf("new-%d", i), at(time.Hour), base), nil)
 		}
-		for i := range old {
-			wantErr(t, "UseClientAssertion old again", s.UseClientAssertion(ctx, "c1", fmt.Sprintf("old-%d", i), at(time.Hour), at(2*time.Minute)), nil)
+		// Steps run in order, each on what the previous ones left.
+		steps := []struct {
+			name  string
+			now   time.Time
+			limit int
+			want  int
+		}{
+			{name: "none expired yet", now: at(time.Minute - time.Microsecond), limit: 10, want: 0},
+			{name: "expired at now", now: at(time.Minute), limit: 10, want: 10},
+			{name: "next batch", now: at(2 * time.Minute), limit: 10, want: 10},
+			{name: "the rest", now: at(2 * time.Minute), limit: 10, want: 5},
+			{name: "live ids stay", now: at(2 * time.Minute), limit: 10, want: 0},
+		}
+		for _, st := range steps {
+			n, err := s.DeleteClientAssertions(ctx, st.now, st.limit)
+			wantErr(t, st.name, err, nil)
+			wantEqual(t, st.name+": deleted", n, st.want)
 		}
 		for i := range 10 {
 			err := s.UseClientAssertion(ctx, "c1", fmt.Sprintf("new-%d", i), at(time.Hour), at(3*time.Minute))
-			wantErr(t, "live id not cleaned up", err, store.ErrConflict)
+			wantErr(t, "live id still used", err, store.ErrConflict)
+		}
+		for i := range old {
+			wantErr(t, "deleted id usable again", s.UseClientAssertion(ctx, "c1", fmt.Sprintf("old-%d", i), at(time.Hour), at(3*time.Minute)), nil)
 		}
 	})
 

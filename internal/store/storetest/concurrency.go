@@ -28,7 +28,7 @@ func testConcurrency(t *testing.T, open func(t *testing.T) store.Store) {
 					_, err := s.ListIdeas(ctx, u.ID, 100, 0)
 					errs <- err
 				}
-				errs <- s.RecordLoginFailure(ctx, "ip:192.0.2.1", at(time.Duration(n)*time.Second))
+				errs <- recordFailure(ctx, s, "ip:192.0.2.1", at(time.Duration(n)*time.Second))
 			})
 		}
 		wg.Wait()

@@ -1,11 +1,17 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/ideapool/ideapool/internal/store"
 )
+
+// recordFailure counts a failure under key that is never taken back.
+func recordFailure(ctx context.Context, s store.Store, key string, at time.Time) error {
+	return s.RecordLoginAttempt(ctx, key, "", at)
+}
 
 func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("count, oldest and clear", func(t *testing.T) {
@@ -18,7 +24,7 @@ func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
 			{a, at(2 * time.Minute)}, {a, base}, {a, at(time.Minute)}, {a, at(time.Minute)},
 			{b, at(time.Minute)},
 		} {
-			wantErr(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, f.key, f.at), nil)
+			wantErr(t, "record failure", recordFailure(ctx, s, f.key, f.at), nil)
 		}
 
 		tests := map[string]struct {
@@ -54,7 +60,7 @@ func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("attempts count until taken back", func(t *testing.T) {
 		ctx, s := fresh(t, open)
 		const a = "account:ann@example.com"
-		wantErr(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, a, base), nil)
+		wantErr(t, "record failure", recordFailure(ctx, s, a, base), nil)
 		wantErr(t, "RecordLoginAttempt x", s.RecordLoginAttempt(ctx, a, "x", at(time.Second)), nil)
 		wantErr(t, "RecordLoginAttempt y", s.RecordLoginAttempt(ctx, a, "y", at(time.Second)), nil)
 		count, _, err := s.LoginFailures(ctx, a, base)
@@ -81,31 +87,39 @@ func testLoginFailures(t *testing.T, open func(t *testing.T) store.Store) {
 			{a, base}, {a, at(time.Minute)}, {a, at(2 * time.Minute)},
 			{b, base}, {b, at(3 * time.Minute)},
 		} {
-			wantErr(t, "RecordLoginFailure", s.RecordLoginFailure(ctx, f.key, f.at), nil)
+			wantErr(t, "record failure", recordFailure(ctx, s, f.key, f.at), nil)
 		}
 
-		// Steps run in order, each on what the previous ones left.
+		// Steps run in order, each on what the previous ones left. Which
+		// rows a partial batch takes is not specified, only how many.
 		steps := []struct {
 			name        string
 			before      time.Time
+			limit       int
 			wantDeleted int
-			wantA       int // failures left under a
-			wantB       int // failures left under b
+			wantLeft    map[string]int // failures left by key; nil: only the total is known
+			wantTotal   int
 		}{
-			{name: "nothing that old", before: base, wantDeleted: 0, wantA: 3, wantB: 2},
-			{name: "before is exclusive", before: at(time.Minute), wantDeleted: 2, wantA: 2, wantB: 1},
-			{name: "across keys", before: at(time.Hour), wantDeleted: 3, wantA: 0, wantB: 0},
-			{name: "empty table", before: at(time.Hour), wantDeleted: 0, wantA: 0, wantB: 0},
+			{name: "nothing that old", before: base, limit: 10, wantDeleted: 0, wantLeft: map[string]int{a: 3, b: 2}, wantTotal: 5},
+			{name: "before is exclusive", before: at(time.Minute), limit: 10, wantDeleted: 2, wantLeft: map[string]int{a: 2, b: 1}, wantTotal: 3},
+			{name: "a batch stops at its limit", before: at(time.Hour), limit: 2, wantDeleted: 2, wantTotal: 1},
+			{name: "the next batch takes the rest", before: at(time.Hour), limit: 2, wantDeleted: 1, wantLeft: map[string]int{a: 0, b: 0}},
+			{name: "empty table", before: at(time.Hour), limit: 2, wantDeleted: 0, wantLeft: map[string]int{a: 0, b: 0}},
 		}
 		for _, st := range steps {
-			n, err := s.DeleteLoginFailuresBefore(ctx, st.before)
+			n, err := s.DeleteLoginFailuresBefore(ctx, st.before, st.limit)
 			wantErr(t, st.name, err, nil)
 			wantEqual(t, st.name+": deleted", n, st.wantDeleted)
-			for key, want := range map[string]int{a: st.wantA, b: st.wantB} {
+			total := 0
+			for _, key := range []string{a, b} {
 				count, _, err := s.LoginFailures(ctx, key, base)
 				wantErr(t, st.name+": LoginFailures "+key, err, nil)
-				wantEqual(t, st.name+": left under "+key, count, want)
+				total += count
+				if want, ok := st.wantLeft[key]; ok {
+					wantEqual(t, st.name+": left under "+key, count, want)
+				}
 			}
+			wantEqual(t, st.name+": left in all", total, st.wantTotal)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -13,12 +14,13 @@ import (
 // ttl, with a 32-byte secret and its first refresh token (hash "rt-<id>").
 func newSession(id, userID string, ttl time.Duration) (store.Session, store.RefreshToken) {
 	s := store.Session{
-		ID:        id,
-		UserID:    userID,
-		AuthTime:  at(-time.Second),
-		Secret:    secret32("session " + id),
-		CreatedAt: base,
-		ExpiresAt: at(ttl),
+		ID:              id,
+		UserID:          userID,
+		AuthTime:        at(-time.Second),
+		Secret:          secret32("session " + id),
+		CreatedAt:       base,
+		ExpiresAt:       at(ttl),
+		AccessExpiresAt: at(10 * time.Minute),
 	}
 	return s, newToken("rt-"+id, id, base)
 }
@@ -137,8 +139,9 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 			mustCreateSession(t, s, c.s, c.rt)
 		}
 
-		wantErr(t, "RevokeUserSessions", s.RevokeUserSessions(ctx, ann.ID, at(time.Minute)), nil)
-		wantErr(t, "RevokeUserSessions unknown user", s.RevokeUserSessions(ctx, "user-nobody", at(time.Minute)), nil)
+		n, err := s.UpdateUser(ctx, ann.ID, store.UserUpdate{RevokeSessionsAt: ptr(at(time.Minute))})
+		wantErr(t, "UpdateUser", err, nil)
+		wantEqual(t, "sessions revoked", n, 2)
 
 		live1.RevokedAt, live2.RevokedAt = ptr(at(time.Minute)), ptr(at(time.Minute))
 		wantToken(t, s, "rt-ann-1", rt1, live1)
@@ -147,46 +150,172 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		wantToken(t, s, "rt-bob-1", rtOther, other)
 
 		// The revocation list: revoked at or after since, oldest first.
-		got, err := s.RevokedSessions(ctx, at(0))
+		access := stored(at(10 * time.Minute))
+		got, err := s.RevokedSessions(ctx, at(0), at(0))
 		wantErr(t, "RevokedSessions", err, nil)
 		wantEqual(t, "revoked sessions", got, []store.RevokedSession{
-			{ID: "ann-old", RevokedAt: stored(at(time.Second))},
-			{ID: "ann-1", RevokedAt: stored(at(time.Minute))},
-			{ID: "ann-2", RevokedAt: stored(at(time.Minute))},
+			{ID: "ann-old", RevokedAt: stored(at(time.Second)), AccessExpiresAt: access},
+			{ID: "ann-1", RevokedAt: stored(at(time.Minute)), AccessExpiresAt: access},
+			{ID: "ann-2", RevokedAt: stored(at(time.Minute)), AccessExpiresAt: access},
 		})
-		got, err = s.RevokedSessions(ctx, at(2*time.Second))
-		wantErr(t, "RevokedSessions since", err, nil)
-		wantEqual(t, "revoked since", len(got), 2)
-		got, err = s.RevokedSessions(ctx, at(time.Hour))
-		wantErr(t, "RevokedSessions none", err, nil)
-		wantEqual(t, "revoked none", got, []store.RevokedSession{})
+		tests := map[string]struct {
+			since, liveAfter time.Time
+			want             int
+		}{
+			"since excludes earlier revocations": {since: at(2 * time.Second), liveAfter: at(0), want: 2},
+			"none revoked since":                 {since: at(time.Hour), liveAfter: at(0), want: 0},
+			"access tokens live until liveAfter": {since: at(0), liveAfter: at(10 * time.Minute), want: 3},
+			"every access token expired":         {since: at(0), liveAfter: at(11 * time.Minute), want: 0},
+		}
+		for name, tc := range tests {
+			got, err := s.RevokedSessions(ctx, tc.since, tc.liveAfter)
+			wantErr(t, name, err, nil)
+			wantEqual(t, name+": count", len(got), tc.want)
+		}
 	})
 
-	t.Run("delete expired cascades to tokens", func(t *testing.T) {
+	t.Run("delete ended sessions", func(t *testing.T) {
 		ctx, s := fresh(t, open)
 		u := mustCreateUser(t, s, newUser("ann"))
-		for i, ttl := range []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour} {
-			sess, rt := newSession(fmt.Sprintf("s%d", i+1), u.ID, ttl)
+		// Each session: when it expires, until when its access tokens live,
+		// whether it is revoked.
+		sessions := []struct {
+			id      string
+			expires time.Duration
+			access  time.Duration
+			revoked bool
+		}{
+			{id: "expired", expires: time.Hour, access: time.Hour},
+			{id: "expired, a token still live", expires: time.Hour, access: 3 * time.Hour},
+			{id: "revoked", expires: 10 * time.Hour, access: time.Hour, revoked: true},
+			{id: "revoked, a token still live", expires: 10 * time.Hour, access: 3 * time.Hour, revoked: true},
+			{id: "live, tokens expired", expires: 10 * time.Hour, access: time.Hour},
+			{id: "live", expires: 10 * time.Hour, access: 3 * time.Hour},
+		}
+		for _, c := range sessions {
+			sess, rt := newSession(c.id, u.ID, c.expires)
+			sess.AccessExpiresAt = at(c.access)
 			mustCreateSession(t, s, sess, rt)
+			if c.revoked {
+				wantErr(t, "RevokeSession "+c.id, s.RevokeSession(ctx, c.id, at(time.Minute)), nil)
+			}
 		}
-		wantErr(t, "RotateRefreshToken", s.RotateRefreshToken(ctx, []byte("rt-s1"), newToken("rt-s1b", "s1", at(time.Minute)), at(time.Minute)), nil)
+		// Two more refresh tokens of "expired": they go with it.
+		wantErr(t, "rotate", s.RotateRefreshToken(ctx, []byte("rt-expired"), newToken("rt-expired-2", "expired", at(time.Minute)), at(time.Minute), at(time.Hour)), nil)
+		wantErr(t, "rotate", s.RotateRefreshToken(ctx, []byte("rt-expired-2"), newToken("rt-expired-3", "expired", at(2*time.Minute)), at(2*time.Minute), at(time.Hour)), nil)
 
-		// s2 expires exactly at `before`: not yet expired before it.
-		n, err := s.DeleteExpiredSessions(ctx, at(2*time.Hour))
-		wantErr(t, "DeleteExpiredSessions", err, nil)
-		wantEqual(t, "deleted", n, 1)
-		for _, h := range []string{"rt-s1", "rt-s1b"} {
-			_, _, err := s.RefreshTokenByHash(ctx, []byte(h))
-			wantErr(t, "RefreshTokenByHash "+h, err, store.ErrNotFound)
+		// Steps run in order, each on what the previous ones left.
+		steps := []struct {
+			name         string
+			now          time.Duration // accessBefore is now - 1m
+			limit        int
+			wantSessions int
+			wantTokens   int
+			wantLeft     []string // hashes still found afterwards
+		}{
+			{name: "nothing ended yet", now: time.Hour, limit: 10,
+				wantLeft: []string{"rt-expired", "rt-revoked", "rt-live"}},
+			{name: "a batch stops at its limit", now: 2 * time.Hour, limit: 1, wantSessions: 1, wantTokens: 3,
+				wantLeft: []string{"rt-revoked", "rt-expired, a token still live", "rt-live, tokens expired"}},
+			{name: "then the revoked one", now: 2 * time.Hour, limit: 10, wantSessions: 1, wantTokens: 1,
+				wantLeft: []string{"rt-expired, a token still live", "rt-revoked, a token still live", "rt-live, tokens expired"}},
+			{name: "once their last tokens expired", now: 4 * time.Hour, limit: 10, wantSessions: 2, wantTokens: 2,
+				wantLeft: []string{"rt-live, tokens expired", "rt-live"}},
+			{name: "nothing more", now: 4 * time.Hour, limit: 10, wantLeft: []string{"rt-live, tokens expired", "rt-live"}},
 		}
-		for _, h := range []string{"rt-s2", "rt-s3"} {
-			_, _, err := s.RefreshTokenByHash(ctx, []byte(h))
-			wantErr(t, "RefreshTokenByHash "+h, err, nil)
+		for _, st := range steps {
+			n, tokens, err := s.DeleteEndedSessions(ctx, at(st.now), at(st.now-time.Minute), st.limit)
+			wantErr(t, st.name, err, nil)
+			wantEqual(t, st.name+": sessions deleted", n, st.wantSessions)
+			wantEqual(t, st.name+": refresh tokens deleted", tokens, st.wantTokens)
+			for _, h := range st.wantLeft {
+				_, _, err := s.RefreshTokenByHash(ctx, []byte(h))
+				wantErr(t, st.name+": "+h+" is left", err, nil)
+			}
 		}
-		n, err = s.DeleteExpiredSessions(ctx, at(4*time.Hour))
-		wantErr(t, "DeleteExpiredSessions later", err, nil)
-		wantEqual(t, "deleted later", n, 2)
+		for _, h := range []string{"rt-expired", "rt-expired-2", "rt-expired-3", "rt-revoked"} {
+			_, _, err := s.RefreshTokenByHash(ctx, []byte(h))
+			wantErr(t, h+" deleted", err, store.ErrNotFound)
+		}
 	})
+
+	t.Run("a disabled user or a revoked client gets no session", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		ann := mustCreateUser(t, s, newUser("ann"))
+		off := mustCreateUser(t, s, newUser("off"))
+		live := mustCreateAPIClient(t, s, newAPIClient("live", ann.ID, base))
+		gone := mustCreateAPIClient(t, s, newAPIClient("gone", ann.ID, base))
+		_, err := s.RevokeAPIClient(ctx, ann.ID, gone.ID, at(time.Second))
+		wantErr(t, "RevokeAPIClient", err, nil)
+		_, err = s.UpdateUser(ctx, off.ID, store.UserUpdate{DisabledAt: ptr(at(time.Second))})
+		wantErr(t, "UpdateUser", err, nil)
+		tests := map[string]struct {
+			userID, clientID string
+			wantErr          error
+		}{
+			"live user":                 {userID: ann.ID},
+			"live client":               {userID: ann.ID, clientID: live.ID},
+			"disabled user":             {userID: off.ID, wantErr: store.ErrRevoked},
+			"revoked client":            {userID: ann.ID, clientID: gone.ID, wantErr: store.ErrRevoked},
+			"disabled user, any client": {userID: off.ID, clientID: live.ID, wantErr: store.ErrRevoked},
+		}
+		for name, tc := range tests {
+			sess, rt := newSession(name, tc.userID, time.Hour)
+			sess.ClientID = tc.clientID
+			wantErr(t, name, s.CreateSession(ctx, sess, rt), tc.wantErr)
+			_, _, err := s.RefreshTokenByHash(ctx, rt.Hash)
+			if tc.wantErr != nil {
+				wantErr(t, name+": nothing stored", err, store.ErrNotFound)
+			} else {
+				wantErr(t, name+": stored", err, nil)
+			}
+		}
+	})
+
+	// Sessions created while their client is revoked or their user
+	// disabled: whichever commits first, no live session is left.
+	revocations := map[string]func(ctx context.Context, s store.Store, userID, clientID string) error{
+		"client revoked": func(ctx context.Context, s store.Store, userID, clientID string) error {
+			_, err := s.RevokeAPIClient(ctx, userID, clientID, at(time.Second))
+			return err
+		},
+		"user disabled": func(ctx context.Context, s store.Store, userID, _ string) error {
+			_, err := s.UpdateUser(ctx, userID, store.UserUpdate{DisabledAt: ptr(at(time.Second)), RevokeSessionsAt: ptr(at(time.Second))})
+			return err
+		},
+	}
+	for name, revoke := range revocations {
+		t.Run("concurrent creation and revocation: no live session/"+name, func(t *testing.T) {
+			ctx, s := fresh(t, open)
+			u := mustCreateUser(t, s, newUser("ann"))
+			c := mustCreateAPIClient(t, s, newAPIClient("c1", u.ID, base))
+			const n = 16
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					sess, rt := newSession(fmt.Sprintf("s%d", i), u.ID, time.Hour)
+					sess.ClientID = c.ID
+					errs[i] = s.CreateSession(ctx, sess, rt)
+				})
+				if i == n/2 {
+					wg.Go(func() { wantErr(t, "revoke", revoke(ctx, s, u.ID, c.ID), nil) })
+				}
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					wantErr(t, fmt.Sprintf("create %d", i), err, store.ErrRevoked)
+					continue
+				}
+				_, sess, err := s.RefreshTokenByHash(ctx, []byte(fmt.Sprintf("rt-s%d", i)))
+				wantErr(t, fmt.Sprintf("session %d", i), err, nil)
+				if sess.RevokedAt == nil {
+					t.Errorf("session %d is live after the revocation", i)
+				}
+			}
+		})
+	}
 }
 
 func testRefreshTokens(t *testing.T, open func(t *testing.T) store.Store) {
@@ -203,18 +332,19 @@ func testRefreshTokens(t *testing.T, open func(t *testing.T) store.Store) {
 		mustCreateSession(t, s, sess, rt)
 
 		next := newToken("rt-2", "s1", at(time.Minute))
-		wantErr(t, "rotate", s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute)), nil)
+		wantErr(t, "rotate", s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute), at(11*time.Minute)), nil)
 		rt.RotatedAt, rt.SuccessorHash = ptr(at(time.Minute)), next.Hash
+		sess.AccessExpiresAt = at(11 * time.Minute)
 		wantToken(t, s, "rt-s1", rt, sess)
 		wantToken(t, s, "rt-2", next, sess)
 
 		again := newToken("rt-3", "s1", at(2*time.Minute))
-		wantErr(t, "rotate again", s.RotateRefreshToken(ctx, rt.Hash, again, at(2*time.Minute)), store.ErrConflict)
+		wantErr(t, "rotate again", s.RotateRefreshToken(ctx, rt.Hash, again, at(2*time.Minute), at(time.Hour)), store.ErrConflict)
 		_, _, err := s.RefreshTokenByHash(ctx, again.Hash)
 		wantErr(t, "refused successor", err, store.ErrNotFound)
-		wantToken(t, s, "rt-s1", rt, sess) // unchanged
+		wantToken(t, s, "rt-s1", rt, sess) // unchanged, access expiry included
 
-		wantErr(t, "rotate successor", s.RotateRefreshToken(ctx, next.Hash, again, at(2*time.Minute)), nil)
+		wantErr(t, "rotate successor", s.RotateRefreshToken(ctx, next.Hash, again, at(2*time.Minute), at(12*time.Minute)), nil)
 	})
 
 	t.Run("rotate with empty successor session", func(t *testing.T) {
@@ -223,15 +353,55 @@ func testRefreshTokens(t *testing.T, open func(t *testing.T) store.Store) {
 		sess, rt := newSession("s1", u.ID, time.Hour)
 		mustCreateSession(t, s, sess, rt)
 		next := newToken("rt-2", "", at(time.Minute))
-		wantErr(t, "rotate", s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute)), nil)
+		wantErr(t, "rotate", s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute), at(time.Minute)), nil)
 		next.SessionID = "s1"
 		wantToken(t, s, "rt-2", next, sess)
 	})
 
 	t.Run("rotate unknown is not found", func(t *testing.T) {
 		ctx, s := fresh(t, open)
-		err := s.RotateRefreshToken(ctx, []byte("nope"), newToken("rt-2", "s1", base), base)
+		err := s.RotateRefreshToken(ctx, []byte("nope"), newToken("rt-2", "s1", base), base, base)
 		wantErr(t, "rotate", err, store.ErrNotFound)
+	})
+
+	t.Run("a revoked session is neither rotated nor extended", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		sess, rt := newSession("s1", u.ID, time.Hour)
+		mustCreateSession(t, s, sess, rt)
+		wantErr(t, "RevokeSession", s.RevokeSession(ctx, "s1", at(time.Minute)), nil)
+		next := newToken("rt-2", "s1", at(2*time.Minute))
+		wantErr(t, "rotate", s.RotateRefreshToken(ctx, rt.Hash, next, at(2*time.Minute), at(time.Hour)), store.ErrRevoked)
+		wantErr(t, "extend", s.ExtendSessionAccess(ctx, "s1", at(time.Hour)), store.ErrRevoked)
+		_, _, err := s.RefreshTokenByHash(ctx, next.Hash)
+		wantErr(t, "refused successor", err, store.ErrNotFound)
+		sess.RevokedAt = ptr(at(time.Minute))
+		wantToken(t, s, "rt-s1", rt, sess) // not rotated, access expiry unchanged
+		wantErr(t, "extend unknown", s.ExtendSessionAccess(ctx, "nope", at(time.Hour)), store.ErrNotFound)
+	})
+
+	t.Run("access expiry only grows", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		sess, rt := newSession("s1", u.ID, time.Hour) // access until base+10m
+		mustCreateSession(t, s, sess, rt)
+		steps := []struct {
+			name   string
+			extend time.Duration
+			want   time.Duration
+		}{
+			{name: "later", extend: 20 * time.Minute, want: 20 * time.Minute},
+			{name: "earlier (a shorter lifetime now)", extend: 15 * time.Minute, want: 20 * time.Minute},
+			{name: "later again", extend: 30 * time.Minute, want: 30 * time.Minute},
+		}
+		for _, st := range steps {
+			wantErr(t, st.name, s.ExtendSessionAccess(ctx, "s1", at(st.extend)), nil)
+			sess.AccessExpiresAt = at(st.want)
+			wantToken(t, s, "rt-s1", rt, sess)
+		}
+		next := newToken("rt-2", "s1", at(time.Minute))
+		wantErr(t, "rotate with an earlier expiry", s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute), at(25*time.Minute)), nil)
+		wantToken(t, s, "rt-2", next, sess)
 	})
 
 	t.Run("concurrent rotations: exactly one wins", func(t *testing.T) {
@@ -246,7 +416,7 @@ func testRefreshTokens(t *testing.T, open func(t *testing.T) store.Store) {
 		for i := range n {
 			wg.Go(func() {
 				next := newToken(fmt.Sprintf("rt-next-%d", i), "s1", at(time.Minute))
-				errs[i] = s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute))
+				errs[i] = s.RotateRefreshToken(ctx, rt.Hash, next, at(time.Minute), at(11*time.Minute))
 			})
 		}
 		wg.Wait()

@@ -107,6 +107,7 @@ func storedUser(u store.User) store.User {
 
 func storedSession(s store.Session) store.Session {
 	s.AuthTime, s.CreatedAt, s.ExpiresAt = stored(s.AuthTime), stored(s.CreatedAt), stored(s.ExpiresAt)
+	s.AccessExpiresAt = stored(s.AccessExpiresAt)
 	s.RevokedAt = storedPtr(s.RevokedAt)
 	return s
 }

@@ -19,7 +19,6 @@ func testUsers(t *testing.T, open func(t *testing.T) store.Store) {
 		want := storedUser(u)
 		finders := map[string]func() (store.User, error){
 			"UserByID":             func() (store.User, error) { return s.UserByID(ctx, u.ID) },
-			"UserByEmail":          func() (store.User, error) { return s.UserByEmail(ctx, u.Email) },
 			"UserByLogin username": func() (store.User, error) { return s.UserByLogin(ctx, u.Username) },
 			"UserByLogin email":    func() (store.User, error) { return s.UserByLogin(ctx, u.Email) },
 		}
@@ -91,11 +90,12 @@ func testUsers(t *testing.T, open func(t *testing.T) store.Store) {
 		ctx, s := fresh(t, open)
 		mustCreateUser(t, s, newUser("ann"))
 		calls := map[string]func() error{
-			"UserByID":        func() error { _, err := s.UserByID(ctx, "user-nobody"); return err },
-			"UserByEmail":     func() error { _, err := s.UserByEmail(ctx, "nobody@example.com"); return err },
-			"UserByLogin":     func() error { _, err := s.UserByLogin(ctx, "nobody"); return err },
-			"SetUserRole":     func() error { return s.SetUserRole(ctx, "user-nobody", store.RoleAdmin) },
-			"SetUserDisabled": func() error { return s.SetUserDisabled(ctx, "user-nobody", ptr(base)) },
+			"UserByID":    func() error { _, err := s.UserByID(ctx, "user-nobody"); return err },
+			"UserByLogin": func() error { _, err := s.UserByLogin(ctx, "nobody"); return err },
+			"UpdateUser": func() error {
+				_, err := s.UpdateUser(ctx, "user-nobody", store.UserUpdate{Role: store.RoleAdmin, RevokeSessionsAt: ptr(base)})
+				return err
+			},
 		}
 		for name, call := range calls {
 			wantErr(t, name, call(), store.ErrNotFound)
@@ -115,24 +115,62 @@ func testUsers(t *testing.T, open func(t *testing.T) store.Store) {
 		wantEqual(t, "users", users, []store.User{storedUser(a), storedUser(b), storedUser(c)})
 	})
 
-	t.Run("set role and disabled", func(t *testing.T) {
+	t.Run("update", func(t *testing.T) {
 		ctx, s := fresh(t, open)
 		u := mustCreateUser(t, s, newUser("ann"))
 		other := mustCreateUser(t, s, newUser("bob"))
-		wantErr(t, "SetUserRole", s.SetUserRole(ctx, u.ID, store.RoleAdmin), nil)
-		wantErr(t, "SetUserDisabled", s.SetUserDisabled(ctx, u.ID, ptr(at(time.Minute))), nil)
-		got, err := s.UserByID(ctx, u.ID)
-		wantErr(t, "UserByID", err, nil)
-		u.Role, u.DisabledAt = store.RoleAdmin, ptr(at(time.Minute))
-		wantEqual(t, "after disabling", got, storedUser(u))
+		for _, id := range []string{"ann-1", "ann-2", "ann-old"} {
+			sess, rt := newSession(id, u.ID, time.Hour)
+			mustCreateSession(t, s, sess, rt)
+		}
+		wantErr(t, "RevokeSession ann-old", s.RevokeSession(ctx, "ann-old", at(time.Second)), nil)
+		bobSess, bobRT := newSession("bob-1", other.ID, time.Hour)
+		mustCreateSession(t, s, bobSess, bobRT)
 
-		wantErr(t, "SetUserDisabled nil", s.SetUserDisabled(ctx, u.ID, nil), nil)
-		got, err = s.UserByID(ctx, u.ID)
-		wantErr(t, "UserByID", err, nil)
-		u.DisabledAt = nil
-		wantEqual(t, "after enabling", got, storedUser(u))
-
-		got, err = s.UserByID(ctx, other.ID)
+		// Steps run in order, each on what the previous ones left.
+		steps := []struct {
+			name        string
+			update      store.UserUpdate
+			wantErr     bool
+			wantRevoked int
+			want        func(u *store.User) // what the user becomes
+			revokedAt   map[string]*time.Time
+		}{
+			{name: "role only", update: store.UserUpdate{Role: store.RoleAdmin},
+				want: func(u *store.User) { u.Role = store.RoleAdmin }},
+			{name: "disable and revoke", update: store.UserUpdate{DisabledAt: ptr(at(time.Minute)), RevokeSessionsAt: ptr(at(time.Minute))},
+				wantRevoked: 2, // ann-old keeps its first revocation
+				want:        func(u *store.User) { u.DisabledAt = ptr(at(time.Minute)) },
+				revokedAt:   map[string]*time.Time{"ann-1": ptr(at(time.Minute)), "ann-2": ptr(at(time.Minute)), "ann-old": ptr(at(time.Second)), "bob-1": nil}},
+			{name: "enable", update: store.UserUpdate{Enable: true},
+				want: func(u *store.User) { u.DisabledAt = nil }},
+			{name: "role and revoke again: nothing live is left", update: store.UserUpdate{Role: store.RoleMember, RevokeSessionsAt: ptr(at(time.Hour))},
+				want:      func(u *store.User) { u.Role = store.RoleMember },
+				revokedAt: map[string]*time.Time{"ann-1": ptr(at(time.Minute)), "bob-1": nil}},
+			{name: "disable and enable at once", update: store.UserUpdate{DisabledAt: ptr(base), Enable: true}, wantErr: true,
+				want: func(*store.User) {}},
+		}
+		for _, st := range steps {
+			n, err := s.UpdateUser(ctx, u.ID, st.update)
+			if st.wantErr {
+				if err == nil {
+					t.Fatalf("%s: no error", st.name)
+				}
+			} else {
+				wantErr(t, st.name, err, nil)
+				wantEqual(t, st.name+": revoked", n, st.wantRevoked)
+			}
+			st.want(&u)
+			got, err := s.UserByID(ctx, u.ID)
+			wantErr(t, st.name+": UserByID", err, nil)
+			wantEqual(t, st.name+": user", got, storedUser(u))
+			for sid, want := range st.revokedAt {
+				_, sess, err := s.RefreshTokenByHash(ctx, []byte("rt-"+sid))
+				wantErr(t, st.name+": session "+sid, err, nil)
+				wantEqual(t, st.name+": session "+sid+" revoked at", sess.RevokedAt, storedPtr(want))
+			}
+		}
+		got, err := s.UserByID(ctx, other.ID)
 		wantErr(t, "UserByID other", err, nil)
 		wantEqual(t, "other user untouched", got, storedUser(other))
 	})

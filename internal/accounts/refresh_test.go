@@ -1,0 +1,60 @@
+package accounts
+
+import (
+	"testing"
+	"time"
+)
+
+func TestDecideRefresh(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+	// live is a current token of a live session, rotating, 5 s of grace.
+	live := refreshFacts{now: now, rotate: RotateRefreshToken, grace: 5 * time.Second, sessionExpires: now.Add(time.Hour)}
+	with := func(edit func(f *refreshFacts)) refreshFacts { f := live; edit(&f); return f }
+	tests := map[string]struct {
+		facts refreshFacts
+		want  refreshAction
+	}{
+		"current token, rotating dialect": {facts: live, want: refreshRotate},
+		"current token, keeping dialect":  {facts: with(func(f *refreshFacts) { f.rotate = KeepRefreshToken }), want: refreshKeep},
+		"revoked session":                 {facts: with(func(f *refreshFacts) { f.sessionRevoked = true }), want: refreshInvalid},
+		"session expires now":             {facts: with(func(f *refreshFacts) { f.sessionExpires = now }), want: refreshExpired},
+		"disabled account":                {facts: with(func(f *refreshFacts) { f.userDisabled = true }), want: refreshInvalid},
+		// A revoked session wins over everything else: a reused token of
+		// it is refused, not counted as reuse again.
+		"revoked and rotated out": {facts: with(func(f *refreshFacts) {
+			f.sessionRevoked, f.rotatedAt, f.successorIsOwn = true, ago(time.Hour), false
+		}), want: refreshInvalid},
+		"expired and rotated out": {facts: with(func(f *refreshFacts) {
+			f.sessionExpires, f.rotatedAt = now.Add(-time.Second), ago(time.Hour)
+		}), want: refreshExpired},
+		"retry within the grace": {facts: with(func(f *refreshFacts) {
+			f.rotatedAt, f.successorIsOwn = ago(5*time.Second), true
+		}), want: refreshReplay},
+		"retry within the grace at a keeping dialect": {facts: with(func(f *refreshFacts) {
+			f.rotatedAt, f.successorIsOwn, f.rotate = ago(time.Second), true, KeepRefreshToken
+		}), want: refreshStale},
+		"retry just after the grace": {facts: with(func(f *refreshFacts) {
+			f.rotatedAt, f.successorIsOwn = ago(5*time.Second+time.Nanosecond), true
+		}), want: refreshReuse},
+		"within the grace, but the successor rotated on": {facts: with(func(f *refreshFacts) {
+			f.rotatedAt, f.successorIsOwn = ago(time.Second), false
+		}), want: refreshReuse},
+		"grace disabled": {facts: with(func(f *refreshFacts) {
+			f.rotatedAt, f.successorIsOwn, f.grace = ago(0), true, 0
+		}), want: refreshReuse},
+		"an old token at a keeping dialect": {facts: with(func(f *refreshFacts) {
+			f.rotatedAt, f.rotate = ago(time.Hour), KeepRefreshToken
+		}), want: refreshReuse},
+		"disabled account presenting a rotated-out token": {facts: with(func(f *refreshFacts) {
+			f.userDisabled, f.rotatedAt = true, ago(time.Hour)
+		}), want: refreshInvalid},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := decideRefresh(tc.facts); got != tc.want {
+				t.Fatalf("decideRefresh = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
