@@ -92,7 +92,7 @@ func TestChartSchemaChecksExposure(t *testing.T) {
 		"an Ingress host that is a URL":      {"app.spec.expose.ingress.host=https://id.example.com", "host"},
 		"an Ingress and a Gateway": {"app.spec.expose.ingress.host=id.example.com,app.spec.expose.gateway.hostname=id.example.com," +
 			"app.spec.expose.gateway.parentRefs[0].name=edge", "expose"},
-		"a Gateway without parents":         {"app.spec.expose.gateway.hostname=id.example.com", "parentRefs"},
+		"a Gateway without parents":          {"app.spec.expose.gateway.hostname=id.example.com", "parentRefs"},
 		"a trusted proxy that is not a CIDR": {"app.spec.trustedProxies={ingress-nginx}", "trustedProxies"},
 		"a namespace that is not one":        {"operator.watchNamespaces={Team_A}", "watchNamespaces"},
 	}
