@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -184,8 +186,8 @@ func (r *IdeasAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	var applyErrs map[string]error
 	if checked && len(conflicts) == 0 {
 		applyErrs = r.applyChildren(ctx, &app, p)
-		for _, err := range applyErrs {
-			failures = append(failures, err)
+		for _, kind := range slices.Sorted(maps.Keys(applyErrs)) {
+			failures = append(failures, applyErrs[kind]) // in a stable order: the message is in the status
 		}
 	} else if len(conflicts) > 0 {
 		r.Recorder.Eventf(&app, nil, corev1.EventTypeWarning, v1alpha1.EventChildConflict, "Reconcile", "%s", conflictMessage(conflicts))
