@@ -9,6 +9,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,11 +127,11 @@ func TestChartSchemaChecksExposure(t *testing.T) {
 }
 
 // TestChartNamespacedOperatorOnAPIServer installs the chart with
-// operator.watchNamespaces on a real API server and runs the operator with
-// only the chart's RBAC.
+// operator.watchNamespaces on a real API server and runs the operator as its
+// Deployment would (its arguments, its ServiceAccount, only the chart's
+// RBAC).
 func TestChartNamespacedOperatorOnAPIServer(t *testing.T) {
-	bins := helmBinaries(t)
-	c := startBareCluster(t)
+	c := newChartCluster(t, helmBinaries(t))
 	ctx := context.Background()
 	const release, releaseNS, watched, other = "scoped", "ideapool-system", "team-a", "team-other"
 	for _, ns := range []string{watched, other} {
@@ -138,15 +139,17 @@ func TestChartNamespacedOperatorOnAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	helm, _, _ := chartTools(c, bins)
-	helm(t, "helm4", "install", release, chartDir, "--namespace", releaseNS, "--create-namespace",
-		"--set", "operator.watchNamespaces={"+watched+"},app.enabled=false")
+	c.helm(t, "helm4", "install", release, chartDir, "--namespace", releaseNS, "--create-namespace",
+		"--set", "operator.watchNamespaces={"+watched+"}")
+	op := c.runChartOperator(t, releaseNS, release)
+	if !slices.Contains(op.args, "--watch-namespaces="+watched) {
+		t.Fatalf("the chart's operator is not started with --watch-namespaces=%s: %q", watched, op.args)
+	}
+	logs := op.logs
 
-	// The operator as the chart's ServiceAccount, with exactly its rights.
-	sa := release + "-ideapool-operator"
-	asOperator := *c
-	asOperator.kubeconfig = c.kubeconfigAs(t, releaseNS, sa)
-	logs, _ := asOperator.runOperator(t, "--watch-namespaces="+watched)
+	// The chart's own IdeasApp goes into the watched namespace (the release's
+	// is not watched) and is reconciled there.
+	c.waitApp(t, watched, release+"-ideapool", 10*time.Minute)
 
 	create := func(ns, name string) {
 		t.Helper()
@@ -162,25 +165,20 @@ func TestChartNamespacedOperatorOnAPIServer(t *testing.T) {
 	create(watched, "pool")
 	create(other, "elsewhere")
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		u, err := c.dynamic.Resource(ideasAppsGVR).Namespace(watched).Get(ctx, "pool", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+	var active string
+	var errS, errD, errR error
+	waitUntil(t, func() bool {
+		if u := c.app(t, watched, "pool"); u != nil {
+			active, _, _ = unstructured.NestedString(u.Object, "status", "activeKeyID")
 		}
-		active, _, _ := unstructured.NestedString(u.Object, "status", "activeKeyID")
-		_, errS := c.client.CoreV1().Secrets(watched).Get(ctx, "pool-keyset", metav1.GetOptions{})
-		_, errD := c.client.AppsV1().Deployments(watched).Get(ctx, "pool", metav1.GetOptions{})
-		_, errR := c.client.RbacV1().RoleBindings(watched).Get(ctx, "pool", metav1.GetOptions{})
-		if active != "" && errS == nil && errD == nil && errR == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("with the chart's Role in %s the operator did not reconcile IdeasApp pool within 30 s: status.activeKeyID %q, keyset %v, Deployment %v, RoleBinding %v\n%s",
-				watched, active, errS, errD, errR, logs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		_, errS = c.client.CoreV1().Secrets(watched).Get(ctx, "pool-keyset", metav1.GetOptions{})
+		_, errD = c.client.AppsV1().Deployments(watched).Get(ctx, "pool", metav1.GetOptions{})
+		_, errR = c.client.RbacV1().RoleBindings(watched).Get(ctx, "pool", metav1.GetOptions{})
+		return active != "" && errS == nil && errD == nil && errR == nil
+	}, func() string {
+		return fmt.Sprintf("with the chart's Role in %s the operator did not reconcile IdeasApp pool: status.activeKeyID %q, keyset %v, Deployment %v, RoleBinding %v\n%s",
+			watched, active, errS, errD, errR, logs)
+	})
 	if strings.Contains(strings.ToLower(logs.String()), "forbidden") {
 		t.Errorf("the operator met a permission it lacks:\n%s", logs)
 	}
@@ -193,27 +191,33 @@ func TestChartNamespacedOperatorOnAPIServer(t *testing.T) {
 	if _, err := c.client.CoreV1().Secrets(other).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", asOperator.kubeconfig)
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfigAs(t, releaseNS, release+"-ideapool-operator"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := kubernetes.NewForConfigOrDie(cfg)
-	if _, err := op.CoreV1().Secrets(other).Get(ctx, "not-yours", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+	asOperator := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := asOperator.CoreV1().Secrets(other).Get(ctx, "not-yours", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("the operator's ServiceAccount reads a Secret in %s: err %v, want Forbidden", other, err)
 	}
-	if _, err := op.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+	if _, err := asOperator.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("the operator's ServiceAccount lists Secrets cluster-wide: err %v, want Forbidden", err)
 	}
 	for what, err := range map[string]error{
-		"Deployments in " + other: func() error { _, err := op.AppsV1().Deployments(other).List(ctx, metav1.ListOptions{}); return err }(),
-		"Services in " + other:    func() error { _, err := op.CoreV1().Services(other).List(ctx, metav1.ListOptions{}); return err }(),
+		"Deployments in " + other: func() error {
+			_, err := asOperator.AppsV1().Deployments(other).List(ctx, metav1.ListOptions{})
+			return err
+		}(),
+		"Services in " + other: func() error {
+			_, err := asOperator.CoreV1().Services(other).List(ctx, metav1.ListOptions{})
+			return err
+		}(),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("the operator's ServiceAccount lists %s: err %v, want Forbidden", what, err)
 		}
 	}
 	// The rights it has are where it works.
-	if _, err := op.CoreV1().Secrets(watched).Get(ctx, "pool-keyset", metav1.GetOptions{}); err != nil {
+	if _, err := asOperator.CoreV1().Secrets(watched).Get(ctx, "pool-keyset", metav1.GetOptions{}); err != nil {
 		t.Errorf("the operator's ServiceAccount cannot read the keyset it manages in %s: %v", watched, err)
 	}
 }

@@ -60,11 +60,19 @@ Deployment and ServiceAccount, which the operator then takes over.
 {{- end }}
 
 {{/*
-Namespace of the IdeasApp and of its template ConfigMap: the one namespace
-the operator reconciles with operator.watchNamespace, else the release's.
+Namespace of the IdeasApp and of its template ConfigMap: one the operator
+reconciles. The deprecated operator.watchNamespace if set; else the release's,
+unless operator.watchNamespaces leaves it out, then the first of those.
 */}}
 {{- define "ideapool.app.namespace" -}}
-{{- default .Release.Namespace .Values.operator.watchNamespace }}
+{{- $watched := include "ideapool.watchNamespaces" . }}
+{{- if .Values.operator.watchNamespace }}
+{{- .Values.operator.watchNamespace }}
+{{- else if or (not $watched) (has .Release.Namespace (splitList "," $watched)) }}
+{{- .Release.Namespace }}
+{{- else }}
+{{- first (splitList "," $watched) }}
+{{- end }}
 {{- end }}
 
 {{/* The ConfigMap holding the desired IdeasApp, applied by the operator (--app-template). */}}
@@ -184,7 +192,8 @@ do").
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [create, delete, get, patch, update]
-# The IdeasApps themselves: read the spec, write the status.
+# The IdeasApps themselves: read the spec, write the status; create and patch
+# the chart's IdeasApp from its template ConfigMap (--app-template).
 - apiGroups: [ideapool.dev]
   resources: [ideasapps]
   verbs: [create, get, list, patch, watch]
