@@ -20,6 +20,8 @@ var (
 	certificateGVK = schema.GroupVersionKind{Group: "cert-manager.io", Version: "v1", Kind: "Certificate"}
 	httpRouteGVK   = schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"}
 	monitorGVK     = schema.GroupVersionKind{Group: monitoringGroup, Version: monitoringVersion, Kind: serviceMonitorKind}
+	// ingressGVK is built in, but read uncached too (see plan).
+	ingressGVK = networkingv1.SchemeGroupVersion.WithKind("Ingress")
 )
 
 // serviceDNSNames are the names the Service answers to inside the cluster.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
 )
@@ -292,4 +295,28 @@ func TestResolveRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWithoutIngressRights: an operator whose Role predates Ingresses (its
+// image upgraded first) still serves the IdeasApps that ask for none.
+func TestWithoutIngressRights(t *testing.T) {
+	ns := newNamespace(t)
+	app := createApp(t, newIdeasApp(ns, "old-rbac"))
+	forbidden := func(obj client.Object) error {
+		if obj.GetObjectKind().GroupVersionKind().Kind == "Ingress" {
+			return apierrors.NewForbidden(networkingv1.Resource("ingresses"), obj.GetName(), errors.New("no RBAC for Ingresses"))
+		}
+		return nil
+	}
+	c := interceptor.NewClient(k8sClient, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if err := forbidden(obj); err != nil {
+				return err
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	r := newTestReconciler(c, clocktesting.NewFakeClock(t0))
+	r.reconcile(t, app)
+	checkConditions(t, getApp(t, app), map[string][2]string{v1alpha1.ConditionDegraded: {"False", v1alpha1.ReasonAsExpected}})
 }

@@ -207,10 +207,10 @@ do").
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors]
   verbs: [create, delete, get, patch, update]
-# Ingresses of spec.expose.ingress.
+# Ingresses of spec.expose.ingress (read uncached, like the kinds above).
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [create, delete, get, list, patch, update, watch]
+  verbs: [create, delete, get, patch, update]
 # PodDisruptionBudgets of IdeasApps with more than one replica.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
