@@ -32,7 +32,7 @@ fmt: ## Format the code.
 
 .PHONY: test
 test: verify-generated ## Run every test (envtest, a throwaway PostgreSQL); fails if generated files drift.
-	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) IDEAPOOL_HELM3=$$(hack/helm.sh 3) IDEAPOOL_HELM4=$$(hack/helm.sh 4) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) IDEAPOOL_TEST_CRDS=$$(hack/test-crds.sh) IDEAPOOL_PROMTOOL=$$(hack/tools.sh promtool) IDEAPOOL_HELM3=$$(hack/helm.sh 3) IDEAPOOL_HELM4=$$(hack/helm.sh 4) hack/with-postgres.sh $(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: lint
 lint: ## Run go vet and golangci-lint (pinned, built into ~/.cache/ideapool).

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,9 @@ func TestDeploymentArgumentsParse(t *testing.T) {
 	size := resource.MustParse("2Gi")
 	tests := map[string]struct {
 		spec v1alpha1.IdeasAppSpec
-		want func(t *testing.T, c serveConfig)
+		// flags are values serve must read, by flag name.
+		flags map[string]string
+		want  func(t *testing.T, c serveConfig)
 	}{
 		"defaults": {
 			want: func(t *testing.T, c serveConfig) {
@@ -45,6 +48,28 @@ func TestDeploymentArgumentsParse(t *testing.T) {
 					c.publishAhead != 2*time.Hour || c.rotationInterval != 3*time.Hour {
 					t.Errorf("parsed %+v", c)
 				}
+			},
+		},
+		"behind trusted proxies": {
+			spec:  v1alpha1.IdeasAppSpec{TrustedProxies: []string{"10.0.0.0/8", "fd00::/8"}},
+			flags: map[string]string{contract.FlagTrustedProxies: "10.0.0.0/8,fd00::/8"},
+		},
+		"tls from a Secret": {
+			spec: v1alpha1.IdeasAppSpec{TLS: &v1alpha1.TLSSpec{SecretName: "pool-cert"}},
+			flags: map[string]string{
+				contract.FlagTLSCertFile: contract.TLSDir + "/tls.crt",
+				contract.FlagTLSKeyFile:  contract.TLSDir + "/tls.key",
+				contract.FlagIssuer:      "https://pool.ns.svc",
+			},
+		},
+		"exposed, tls from cert-manager": {
+			spec: v1alpha1.IdeasAppSpec{
+				TLS:    &v1alpha1.TLSSpec{CertManager: &v1alpha1.CertManagerTLS{IssuerRef: v1alpha1.IssuerReference{Name: "ca"}}},
+				Expose: &v1alpha1.ExposeSpec{Ingress: &v1alpha1.IngressExpose{Host: "id.example.com"}},
+			},
+			flags: map[string]string{
+				contract.FlagTLSCertFile: contract.TLSDir + "/tls.crt",
+				contract.FlagIssuer:      "https://id.example.com",
 			},
 		},
 		"postgres": {
@@ -107,12 +132,15 @@ func TestDeploymentArgumentsParse(t *testing.T) {
 				contract.FlagKeys:   contract.KubernetesSource("ns", contract.KeysetSecretName("pool")),
 				contract.FlagConfig: contract.KubernetesSource("ns", contract.ConfigMapName("pool")),
 			}
+			maps.Copy(want, tc.flags)
 			for f, v := range want {
 				if got := fs.Lookup(f).Value.String(); got != v {
 					t.Errorf("--%s = %q, want %q", f, got, v)
 				}
 			}
-			tc.want(t, cfg)
+			if tc.want != nil {
+				tc.want(t, cfg)
+			}
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/go-logr/logr"
@@ -27,16 +28,17 @@ import (
 
 // operatorConfig is the command line of `ideapool operator`.
 type operatorConfig struct {
-	metricsAddr    string
-	metricsSecure  bool
-	probeAddr      string
-	leaderElect    bool
-	leaderNS       string
-	appImage       string
-	watchNamespace string
-	logLevel       string
-	concurrency    int
-	appTemplate    string
+	metricsAddr     string
+	metricsSecure   bool
+	probeAddr       string
+	leaderElect     bool
+	leaderNS        string
+	appImage        string
+	watchNamespaces string
+	watchNamespace  string // the deprecated --watch-namespace
+	logLevel        string
+	concurrency     int
+	appTemplate     string
 }
 
 func (c *operatorConfig) register(fs *flag.FlagSet) {
@@ -53,8 +55,11 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 		"namespace of the leader-election Lease; empty means the operator's own (found in cluster; required with --leader-elect outside one)")
 	fs.StringVar(&c.appImage, "app-image", "ghcr.io/ideapool/ideapool:"+version,
 		"ideapool server image of IdeasApps that set no spec.image")
+	fs.StringVar(&c.watchNamespaces, "watch-namespaces", "",
+		"reconcile IdeasApps of these namespaces only (comma-separated, e.g. team-a,team-b), which lets the operator run "+
+			"with namespaced Roles there instead of cluster-wide rights; empty watches every namespace")
 	fs.StringVar(&c.watchNamespace, "watch-namespace", "",
-		"reconcile IdeasApps of this namespace only; empty watches every namespace")
+		"deprecated alias of --watch-namespaces for one namespace (kept for existing installs; setting both is an error)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.IntVar(&c.concurrency, "max-concurrent-reconciles", 4,
 		"IdeasApps reconciled at once (one IdeasApp is never reconciled twice at once); more shortens a rotation across many IdeasApps, each RSA key generation takes a core for a moment")
@@ -65,8 +70,9 @@ func (c *operatorConfig) register(fs *flag.FlagSet) {
 			controllers.AppTemplateKeepKey+": \"false\" (then it is deleted with the ConfigMap); empty: none")
 }
 
-// appTemplate is the ConfigMap of --app-template, empty if none.
-func (c *operatorConfig) appTemplateName() (types.NamespacedName, error) {
+// appTemplate is the ConfigMap of --app-template, empty if none; watched
+// are the namespaces of --watch-namespaces (none: all).
+func (c *operatorConfig) appTemplateName(watched []string) (types.NamespacedName, error) {
 	if c.appTemplate == "" {
 		return types.NamespacedName{}, nil
 	}
@@ -78,9 +84,9 @@ func (c *operatorConfig) appTemplateName() (types.NamespacedName, error) {
 	if len(errs) > 0 {
 		return types.NamespacedName{}, fmt.Errorf("--app-template: %q: %s", c.appTemplate, strings.Join(errs, "; "))
 	}
-	if c.watchNamespace != "" && ns != c.watchNamespace {
-		return types.NamespacedName{}, fmt.Errorf("--app-template: the IdeasApp would be made in namespace %q, which --watch-namespace=%s does not reconcile",
-			ns, c.watchNamespace)
+	if len(watched) > 0 && !slices.Contains(watched, ns) {
+		return types.NamespacedName{}, fmt.Errorf("--app-template: the IdeasApp would be made in namespace %q, which --watch-namespaces=%s does not reconcile",
+			ns, strings.Join(watched, ","))
 	}
 	return types.NamespacedName{Namespace: ns, Name: name}, nil
 }
@@ -100,7 +106,11 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if cfg.concurrency < 1 {
 		return errors.New("--max-concurrent-reconciles: must be at least 1")
 	}
-	template, err := cfg.appTemplateName()
+	namespaces, err := cfg.namespaces()
+	if err != nil {
+		return err
+	}
+	template, err := cfg.appTemplateName(namespaces)
 	if err != nil {
 		return err
 	}
@@ -127,7 +137,7 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        scheme,
-		Cache:                         controllers.CacheOptions(cfg.watchNamespace),
+		Cache:                         controllers.CacheOptions(namespaces),
 		Metrics:                       metricsserver.Options{BindAddress: cfg.metricsAddr, SecureServing: cfg.metricsSecure},
 		HealthProbeBindAddress:        cfg.probeAddr,
 		LeaderElection:                cfg.leaderElect,
@@ -170,10 +180,36 @@ func runOperator(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return err
 	}
 	log.Info("starting operator", "version", version, "app_image", cfg.appImage,
-		"watch_namespace", cfg.watchNamespace, "leader_elect", cfg.leaderElect, "max_concurrent_reconciles", cfg.concurrency,
+		"watch_namespaces", namespaces, "leader_elect", cfg.leaderElect, "max_concurrent_reconciles", cfg.concurrency,
 		"app_template", cfg.appTemplate)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}
 	return nil
+}
+
+// namespaces is the list of --watch-namespaces (or the deprecated
+// --watch-namespace): sorted, without duplicates, each a valid namespace
+// name; empty means every namespace.
+func (c *operatorConfig) namespaces() ([]string, error) {
+	raw, flagName := c.watchNamespaces, "--watch-namespaces"
+	if c.watchNamespace != "" {
+		if c.watchNamespaces != "" && c.watchNamespaces != c.watchNamespace {
+			return nil, errors.New("--watch-namespace: deprecated alias of --watch-namespaces; set only --watch-namespaces")
+		}
+		raw, flagName = c.watchNamespace, "--watch-namespace"
+	}
+	var out []string
+	for _, ns := range strings.Split(raw, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("%s: %q is not a namespace name: %s", flagName, ns, strings.Join(errs, "; "))
+		}
+		out = append(out, ns)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

@@ -419,7 +419,7 @@ func TestAppTemplateManager(t *testing.T) {
 	ns := newNamespace(t)
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 testScheme,
-		Cache:                  CacheOptions(ns),
+		Cache:                  CacheOptions([]string{ns}),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptrTo(true)},

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"fmt"
+	"path"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -79,8 +81,8 @@ func roleBinding(app *v1alpha1.IdeasApp) *rbacv1ac.RoleBindingApplyConfiguration
 
 func service(app *v1alpha1.IdeasApp, s settings) *corev1ac.ServiceApplyConfiguration {
 	ports := []*corev1ac.ServicePortApplyConfiguration{
-		corev1ac.ServicePort().WithName("http").WithProtocol(corev1.ProtocolTCP).
-			WithPort(servicePort).WithTargetPort(intstr.FromString("http")),
+		corev1ac.ServicePort().WithName(s.scheme()).WithProtocol(corev1.ProtocolTCP).
+			WithPort(s.servicePort()).WithTargetPort(intstr.FromString(s.scheme())),
 	}
 	if s.metrics {
 		ports = append(ports, corev1ac.ServicePort().WithName("metrics").WithProtocol(corev1.ProtocolTCP).
@@ -140,6 +142,14 @@ func serverArgs(app *v1alpha1.IdeasApp, s settings) []string {
 	if s.sqlite != nil {
 		args = append(args, contract.Arg(contract.FlagDatabase, contract.SQLiteDatabase(sqliteFile)))
 	}
+	if s.tls != nil {
+		args = append(args,
+			contract.Arg(contract.FlagTLSCertFile, path.Join(contract.TLSDir, corev1.TLSCertKey)),
+			contract.Arg(contract.FlagTLSKeyFile, path.Join(contract.TLSDir, corev1.TLSPrivateKeyKey)))
+	}
+	if len(s.trustedProxies) > 0 {
+		args = append(args, contract.Arg(contract.FlagTrustedProxies, strings.Join(s.trustedProxies, ",")))
+	}
 	return args
 }
 
@@ -163,14 +173,14 @@ func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyCon
 		WithImage(s.image).
 		WithArgs(serverArgs(app, s)...).
 		WithPorts(
-			corev1ac.ContainerPort().WithName("http").WithContainerPort(contract.HTTPPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName(s.scheme()).WithContainerPort(contract.HTTPPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName("metrics").WithContainerPort(contract.MetricsPort).WithProtocol(corev1.ProtocolTCP),
 		).
 		WithLivenessProbe(corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/healthz").WithPort(intstr.FromString("http"))).
+			WithHTTPGet(probe("/healthz", s)).
 			WithPeriodSeconds(10).WithTimeoutSeconds(2).WithFailureThreshold(3)).
 		WithReadinessProbe(corev1ac.Probe().
-			WithHTTPGet(corev1ac.HTTPGetAction().WithPath("/readyz").WithPort(intstr.FromString("http"))).
+			WithHTTPGet(probe("/readyz", s)).
 			WithPeriodSeconds(5).WithTimeoutSeconds(2).WithFailureThreshold(2)).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithRunAsNonRoot(true).
@@ -192,6 +202,13 @@ func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyCon
 			WithPersistentVolumeClaim(corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(dataClaimName(app.Name))))
 		// One pod owns the SQLite file: the old one stops before the new starts.
 		strategy = appsv1ac.DeploymentStrategy().WithType(appsv1.RecreateDeploymentStrategyType)
+	}
+	if s.tls != nil {
+		container = container.WithVolumeMounts(corev1ac.VolumeMount().WithName("tls").WithMountPath(contract.TLSDir).WithReadOnly(true))
+		// Readable by the pod's group (fsGroup) only: the file holds the
+		// private key.
+		volumes = append(volumes, corev1ac.Volume().WithName("tls").
+			WithSecret(corev1ac.SecretVolumeSource().WithSecretName(s.tlsSecret).WithDefaultMode(0o440)))
 	}
 	if s.postgres != nil {
 		ref := s.postgres.URLSecretRef
@@ -222,6 +239,16 @@ func deployment(app *v1alpha1.IdeasApp, s settings) *appsv1ac.DeploymentApplyCon
 				WithSpec(pod)))
 }
 
+// probe is a probe's request: the kubelet connects with the pods' scheme
+// (it does not check the certificate).
+func probe(path string, s settings) *corev1ac.HTTPGetActionApplyConfiguration {
+	scheme := corev1.URISchemeHTTP
+	if s.tls != nil {
+		scheme = corev1.URISchemeHTTPS
+	}
+	return corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString(s.scheme())).WithScheme(scheme)
+}
+
 // resources converts spec.resources into its apply configuration.
 func (s settings) resources(app *v1alpha1.IdeasApp) *corev1ac.ResourceRequirementsApplyConfiguration {
 	r := app.Spec.Resources
@@ -247,14 +274,7 @@ const (
 )
 
 func serviceMonitor(app *v1alpha1.IdeasApp) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(monitoringGroup + "/" + monitoringVersion)
-	u.SetKind(serviceMonitorKind)
-	u.SetName(app.Name)
-	u.SetNamespace(app.Namespace)
-	u.SetLabels(commonLabels(app))
-	controller, block := true, true
-	u.SetOwnerReferences(ownerReferences(app, controller, block))
+	u := ownedUnstructured(app, monitorGVK)
 	sel := map[string]any{}
 	for k, v := range selectorLabels(app) {
 		sel[k] = v

@@ -189,13 +189,18 @@ func TestChildrenSQLite(t *testing.T) {
 
 func TestChildrenPostgres(t *testing.T) {
 	ns := newNamespace(t)
-	app := createApp(t, newIdeasApp(ns, "pg", withPostgres("db", "url"), withReplicas(3)))
+	app := newIdeasApp(ns, "pg", withPostgres("db", "url"), withReplicas(3))
+	app.Spec.TrustedProxies = []string{"10.0.0.0/8", "fd00::/8"}
+	createApp(t, app)
 	r := newTestReconciler(k8sClient, clocktesting.NewFakeClock(t0))
 	r.reconcile(t, app)
 
 	var dep appsv1.Deployment
 	get(t, ns, "pg", &dep)
 	c := dep.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--trusted-proxies=10.0.0.0/8,fd00::/8") {
+		t.Errorf("args %q lack the trusted proxies of the spec", c.Args)
+	}
 	if *dep.Spec.Replicas != 3 || dep.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
 		t.Errorf("replicas %d strategy %s", *dep.Spec.Replicas, dep.Spec.Strategy.Type)
 	}

@@ -59,10 +59,9 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 	} else if err != nil {
 		return keysOutcome{}, fmt.Errorf("get keyset secret: %w", err)
 	}
-	if exists {
-		if owner := metav1.GetControllerOf(&sec); owner != nil && owner.UID != app.UID {
-			return keysOutcome{}, fmt.Errorf("keyset secret %s is controlled by another object (%s %s)", key.Name, owner.Kind, owner.Name)
-		}
+	if exists && !metav1.IsControlledBy(&sec, app) {
+		// Reconcile checked this before; the Secret appeared since.
+		return keysOutcome{}, fmt.Errorf("keyset secret %s exists and is not controlled by this IdeasApp; left untouched", key.Name)
 	}
 
 	out := keysOutcome{
@@ -130,7 +129,7 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 	out.keys = ks
 
 	fresh := len(out.changes) > 0 || out.handledRotate != before.handledRotate || out.handledRevoke != before.handledRevoke
-	if exists && !fresh && metav1.IsControlledBy(&sec, app) && hasLabels(sec.Labels, commonLabels(app)) {
+	if exists && !fresh && hasLabels(sec.Labels, commonLabels(app)) {
 		return out, nil
 	}
 	data, err := keyset.Marshal(ks)
@@ -138,7 +137,8 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 		return out, fmt.Errorf("encode keyset: %w", err)
 	}
 	if !exists {
-		sec = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace}, Type: corev1.SecretTypeOpaque}
+		sec = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.Name, Namespace: key.Namespace,
+			OwnerReferences: ownerReferences(app, true, true)}, Type: corev1.SecretTypeOpaque}
 	}
 	if sec.Labels == nil {
 		sec.Labels = map[string]string{}
@@ -149,9 +149,6 @@ func (r *IdeasAppReconciler) reconcileKeys(ctx context.Context, app *v1alpha1.Id
 	}
 	sec.Annotations[contract.AnnotationHandledRotate] = out.handledRotate
 	sec.Annotations[contract.AnnotationHandledRevoke] = out.handledRevoke
-	if metav1.GetControllerOf(&sec) == nil {
-		sec.OwnerReferences = append(sec.OwnerReferences, ownerReferences(app, true, true)...)
-	}
 	if sec.Data == nil {
 		sec.Data = map[string][]byte{}
 	}

@@ -51,8 +51,8 @@ func TestServiceMonitor(t *testing.T) {
 		t.Errorf("no %s warning without the API:\n%s", v1alpha1.EventServiceMonitorUnsupported, ev)
 	}
 	// Nothing announces the API's arrival: the reconciler looks again soon.
-	if res.RequeueAfter <= 0 || res.RequeueAfter > monitorRecheck {
-		t.Errorf("RequeueAfter %s while the ServiceMonitor waits for its API, want at most %s", res.RequeueAfter, monitorRecheck)
+	if res.RequeueAfter <= 0 || res.RequeueAfter > apiRecheck {
+		t.Errorf("RequeueAfter %s while the ServiceMonitor waits for its API, want at most %s", res.RequeueAfter, apiRecheck)
 	}
 
 	if _, err := envtest.InstallCRDs(restConfig, envtest.CRDInstallOptions{

@@ -2,12 +2,14 @@ package controllers
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -22,7 +24,10 @@ const (
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	managedBy      = "ideapool-operator"
 
-	servicePort = 80
+	// The Service's port: 80 named http, or 443 named https when the pods
+	// serve TLS (port names say the protocol, for meshes and people).
+	servicePortHTTP  = 80
+	servicePortHTTPS = 443
 )
 
 // dataClaimName is the PersistentVolumeClaim of a SQLite IdeasApp.
@@ -55,7 +60,38 @@ type settings struct {
 	policy                                   keyset.Policy
 
 	metrics, serviceMonitor bool
+
+	// tls is spec.tls (nil: the pods serve plain HTTP); tlsSecret is the
+	// Secret they serve it from.
+	tls       *v1alpha1.TLSSpec
+	tlsSecret string
+	// ingress or gateway is spec.expose's, and host the external host.
+	ingress *v1alpha1.IngressExpose
+	gateway *v1alpha1.GatewayExpose
+	host    string
+
+	trustedProxies []string
 }
+
+// scheme is the protocol the pods and the Service speak.
+func (s settings) scheme() string {
+	if s.tls != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// servicePort is the Service's API port; its name and the container
+// port's are s.scheme().
+func (s settings) servicePort() int32 {
+	if s.tls != nil {
+		return servicePortHTTPS
+	}
+	return servicePortHTTP
+}
+
+// exposed reports whether spec.expose asks for an Ingress or HTTPRoute.
+func (s settings) exposed() bool { return s.ingress != nil || s.gateway != nil }
 
 // resolve fills defaults into app's spec and validates what the CRD's CEL
 // rules validate, for objects that did not pass through the API server.
@@ -70,9 +106,18 @@ func resolve(app *v1alpha1.IdeasApp, defaultImage string) (settings, error) {
 	if s.image == "" {
 		s.image = defaultImage
 	}
-	if s.issuer == "" {
-		s.issuer = fmt.Sprintf("http://%s.%s.svc", app.Name, app.Namespace)
+	if err := s.resolveTLSAndExpose(app); err != nil {
+		return settings{}, err
 	}
+	if s.issuer == "" {
+		s.issuer = defaultIssuer(app, s)
+	}
+	for i, c := range sp.TrustedProxies {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return settings{}, fmt.Errorf("spec.trustedProxies[%d]: %q is not a CIDR such as 10.0.0.0/8", i, c)
+		}
+	}
+	s.trustedProxies = sp.TrustedProxies
 	switch {
 	case s.sqlite != nil && s.postgres != nil:
 		return settings{}, fmt.Errorf("spec.database: set exactly one of sqlite or postgres")
@@ -119,6 +164,48 @@ func resolve(app *v1alpha1.IdeasApp, defaultImage string) (settings, error) {
 	s.metrics = sp.Metrics.Enabled == nil || *sp.Metrics.Enabled
 	s.serviceMonitor = s.metrics && sp.Metrics.ServiceMonitor
 	return s, nil
+}
+
+// resolveTLSAndExpose checks spec.tls and spec.expose as the CRD's rules
+// do and fills their part of s.
+func (s *settings) resolveTLSAndExpose(app *v1alpha1.IdeasApp) error {
+	if t := app.Spec.TLS; t != nil {
+		if (t.SecretName != "") == (t.CertManager != nil) {
+			return fmt.Errorf("spec.tls: set exactly one of secretName or certManager")
+		}
+		if t.CertManager != nil && t.CertManager.IssuerRef.Name == "" {
+			return fmt.Errorf("spec.tls.certManager.issuerRef.name: must not be empty")
+		}
+		s.tls = t
+	}
+	s.tlsSecret = contract.TLSSecretName(app.Name)
+	if s.tls != nil && s.tls.SecretName != "" {
+		s.tlsSecret = s.tls.SecretName
+	}
+	if e := app.Spec.Expose; e != nil {
+		switch {
+		case (e.Ingress != nil) == (e.Gateway != nil):
+			return fmt.Errorf("spec.expose: set exactly one of ingress or gateway")
+		case e.Ingress != nil && e.Ingress.Host == "":
+			return fmt.Errorf("spec.expose.ingress.host: must not be empty")
+		case e.Gateway != nil && (e.Gateway.Hostname == "" || len(e.Gateway.ParentRefs) == 0):
+			return fmt.Errorf("spec.expose.gateway: needs a hostname and at least one parentRef")
+		case e.Ingress != nil:
+			s.ingress, s.host = e.Ingress, e.Ingress.Host
+		default:
+			s.gateway, s.host = e.Gateway, e.Gateway.Hostname
+		}
+	}
+	return nil
+}
+
+// defaultIssuer is the issuer when spec.issuer is empty: the URL verifiers
+// reach the server at.
+func defaultIssuer(app *v1alpha1.IdeasApp, s settings) string {
+	if s.host != "" {
+		return "https://" + s.host
+	}
+	return fmt.Sprintf("%s://%s.%s.svc", s.scheme(), app.Name, app.Namespace)
 }
 
 func durationOr(d *metav1.Duration, def time.Duration) time.Duration {

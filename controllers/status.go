@@ -67,6 +67,17 @@ func (c conditions) set(typ string, status metav1.ConditionStatus, reason, messa
 
 func (c conditions) isTrue(typ string) bool { return meta.IsStatusConditionTrue(*c.list, typ) }
 
+// remove drops a condition that no longer applies (spec.tls unset, say).
+func (c conditions) remove(typ string) { meta.RemoveStatusCondition(c.list, typ) }
+
+// message is the message of a condition, empty if it is not set.
+func (c conditions) message(typ string) string {
+	if cond := meta.FindStatusCondition(*c.list, typ); cond != nil {
+		return cond.Message
+	}
+	return ""
+}
+
 // deploymentAvailability is the Available condition for dep (nil: not
 // created or not seen yet).
 func deploymentAvailability(dep *appsv1.Deployment, want int32) (metav1.ConditionStatus, string, string) {

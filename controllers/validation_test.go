@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -28,6 +29,9 @@ func unstructuredApp(namespace, name string, spec map[string]any) *unstructured.
 func TestValidationRefusesBadSpecs(t *testing.T) {
 	ns := newNamespace(t)
 	pg := map[string]any{"postgres": map[string]any{"urlSecretRef": map[string]any{"name": "db", "key": "url"}}}
+	certManager := map[string]any{"issuerRef": map[string]any{"name": "ca"}}
+	ingress := map[string]any{"host": "id.example.com", "className": "nginx"}
+	gateway := map[string]any{"hostname": "id.example.com", "parentRefs": []any{map[string]any{"name": "edge", "namespace": "infra"}}}
 	keys := func(kv ...string) map[string]any {
 		m := map[string]any{}
 		for i := 0; i < len(kv); i += 2 {
@@ -75,12 +79,34 @@ func TestValidationRefusesBadSpecs(t *testing.T) {
 			wantInMessage: "serviceMonitor needs enabled metrics"},
 		"issuer without a scheme": {
 			spec: map[string]any{"issuer": "pool.example.com"}, wantInMessage: "issuer"},
+		"tls with both a Secret and cert-manager": {
+			spec: map[string]any{"tls": map[string]any{"secretName": "c", "certManager": certManager}}, wantInMessage: "set exactly one of secretName or certManager"},
+		"tls with neither": {
+			spec: map[string]any{"tls": map[string]any{}}, wantInMessage: "set exactly one of secretName or certManager"},
+		"cert-manager without an issuer name": {
+			spec: map[string]any{"tls": map[string]any{"certManager": map[string]any{"issuerRef": map[string]any{"kind": "ClusterIssuer"}}}}, wantInMessage: "name: Required"},
+		"expose through both": {
+			spec: map[string]any{"expose": map[string]any{"ingress": ingress, "gateway": gateway}}, wantInMessage: "set exactly one of ingress or gateway"},
+		"expose through neither": {
+			spec: map[string]any{"expose": map[string]any{}}, wantInMessage: "set exactly one of ingress or gateway"},
+		"an Ingress host that is a URL": {
+			spec: map[string]any{"expose": map[string]any{"ingress": map[string]any{"host": "https://id.example.com"}}}, wantInMessage: "host"},
+		"an Ingress host that is a wildcard": {
+			spec: map[string]any{"expose": map[string]any{"ingress": map[string]any{"host": "*.example.com"}}}, wantInMessage: "host"},
+		"a gateway without parents": {
+			spec: map[string]any{"expose": map[string]any{"gateway": map[string]any{"hostname": "id.example.com", "parentRefs": []any{}}}}, wantInMessage: "parentRefs"},
+		"a trusted proxy that is an address": {
+			spec: map[string]any{"trustedProxies": []any{"10.0.0.0/8", "10.1.2.3"}}, wantInMessage: "every entry must be a CIDR"},
+		"a trusted proxy that is a name": {
+			spec: map[string]any{"trustedProxies": []any{"ingress-nginx"}}, wantInMessage: "every entry must be a CIDR"},
+		"a trusted proxy twice": {
+			spec: map[string]any{"trustedProxies": []any{"10.0.0.0/8", "10.0.0.0/8"}}, wantInMessage: "Duplicate value"},
 	}
 	i := 0
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			i++
-			u := unstructuredApp(ns, "bad-"+string(rune('a'+i)), tc.spec)
+			u := unstructuredApp(ns, fmt.Sprintf("bad-%d", i), tc.spec)
 			err := k8sClient.Create(context.Background(), u)
 			if err == nil {
 				t.Fatalf("the API server accepted %v", tc.spec)
@@ -101,11 +127,16 @@ func TestValidationRefusesBadSpecs(t *testing.T) {
 		"postgres, three replicas":    {"database": pg, "replicas": int64(3)},
 		"sqlite, one replica":         {"replicas": int64(1), "database": map[string]any{"sqlite": map[string]any{"size": "5Gi"}}},
 		"tight but valid key timings": {"signingKeys": keys("rotationInterval", "6m", "publishAhead", "6m", "jwksMaxAge", "5m", "clockSkew", "1m")},
+		"tls from a Secret":           {"tls": map[string]any{"secretName": "pool-cert"}},
+		"tls from cert-manager, exposed through an Ingress": {
+			"tls": map[string]any{"certManager": certManager}, "expose": map[string]any{"ingress": ingress}},
+		"exposed through a Gateway without tls": {"expose": map[string]any{"gateway": gateway}},
+		"trusted proxies, IPv4 and IPv6":        {"trustedProxies": []any{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}},
 	}
 	for name, spec := range good {
 		t.Run("accepts "+name, func(t *testing.T) {
 			i++
-			u := unstructuredApp(ns, "good-"+string(rune('a'+i)), spec)
+			u := unstructuredApp(ns, fmt.Sprintf("good-%d", i), spec)
 			if err := k8sClient.Create(context.Background(), u); err != nil {
 				t.Fatalf("refused %v: %v", spec, err)
 			}
@@ -133,6 +164,15 @@ func TestValidationRefusesBadSpecs(t *testing.T) {
 		if pair[0] != pair[1] {
 			t.Errorf("default %s = %s, want %s", field, pair[0], pair[1])
 		}
+	}
+	// An issuerRef names its kind and group as cert-manager defaults them.
+	withTLS := unstructuredApp(ns, "tls-defaults", map[string]any{"tls": map[string]any{"certManager": certManager}})
+	if err := k8sClient.Create(context.Background(), withTLS); err != nil {
+		t.Fatal(err)
+	}
+	ref := getApp(t, &v1alpha1.IdeasApp{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tls-defaults"}}).Spec.TLS.CertManager.IssuerRef
+	if ref.Kind != "Issuer" || ref.Group != "cert-manager.io" {
+		t.Errorf("issuerRef defaults: kind %q group %q, want Issuer and cert-manager.io", ref.Kind, ref.Group)
 	}
 	if sp.SigningKeys.RSABits != 2048 || sp.Metrics.Enabled == nil || !*sp.Metrics.Enabled || sp.Metrics.ServiceMonitor || sp.Replicas != nil {
 		t.Errorf("defaults: rsaBits %d metrics %+v replicas %v", sp.SigningKeys.RSABits, sp.Metrics, sp.Replicas)

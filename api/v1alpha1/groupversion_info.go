@@ -26,11 +26,20 @@
 //     --keys=kubernetes:NS/NAME-keyset --config=kubernetes:NS/NAME-config
 //     --jwks-max-age=D [--database=sqlite:/data/ideapool.db]"; with PostgreSQL
 //     the URL comes from the environment variable IDEAPOOL_DATABASE
-//     (a secretKeyRef) and --database is omitted.
-//   - Service NAME (http port 80 → container port 8080, metrics port 9090),
-//     PersistentVolumeClaim NAME-data (SQLite only), PodDisruptionBudget NAME
-//     (more than one replica) and ServiceMonitor NAME (when asked for and the
-//     monitoring.coreos.com API exists).
+//     (a secretKeyRef) and --database is omitted. With spec.tls the TLS
+//     Secret is mounted at contract.TLSDir and --tls-cert-file and
+//     --tls-key-file name its tls.crt and tls.key; spec.trustedProxies
+//     becomes --trusted-proxies=CIDR,CIDR.
+//   - Service NAME (port 80 named http, or 443 named https with spec.tls,
+//     → container port 8080; metrics port 9090), PersistentVolumeClaim
+//     NAME-data (SQLite only), PodDisruptionBudget NAME (more than one
+//     replica), Ingress NAME (spec.expose.ingress), and, only when their API
+//     exists: HTTPRoute NAME (spec.expose.gateway), cert-manager Certificate
+//     NAME writing Secret NAME-tls (spec.tls.certManager) and ServiceMonitor
+//     NAME (spec.metrics.serviceMonitor).
+//
+// An object of one of these names that exists and is not controlled by the
+// IdeasApp is never changed: the IdeasApp reports ChildConflict instead.
 //
 // # Requests through annotations
 //

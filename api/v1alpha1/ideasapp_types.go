@@ -24,11 +24,49 @@ type IdeasAppSpec struct {
 	Image string `json:"image,omitempty"`
 
 	// Issuer is the "iss" of every token and the base URL of the discovery
-	// document and JWKS. Default http://NAME.NAMESPACE.svc (the Service).
+	// document and JWKS. Default: https://HOST with spec.expose (the host
+	// verifiers reach), https://NAME.NAMESPACE.svc with spec.tls alone, else
+	// http://NAME.NAMESPACE.svc (the Service). Set it when something else in
+	// front of the pods decides the public URL. Changing the issuer, by this
+	// field or by tls and expose, ends the validity of every token already
+	// issued: verifiers check "iss". The operator says so in a Warning event.
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
 	// +optional
 	Issuer string `json:"issuer,omitempty"`
+
+	// TLS makes the pods serve HTTPS with a certificate from a Secret: a
+	// kubernetes.io/tls Secret of yours, or one cert-manager issues. The
+	// Service's port is then 443, named https.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// Expose publishes the API outside the cluster at one host, through an
+	// Ingress or a Gateway API HTTPRoute; the issuer becomes https://HOST.
+	// The Ingress or Gateway terminates TLS for the host, so expose does
+	// not require spec.tls: that is how most clusters run web services, and
+	// what kube-apiserver and browsers see is the host's certificate either
+	// way. With spec.tls as well, the pods serve HTTPS behind it and the
+	// Ingress controller or Gateway must speak HTTPS to them (an annotation
+	// such as nginx.ingress.kubernetes.io/backend-protocol: HTTPS, or a
+	// BackendTLSPolicy).
+	// +optional
+	Expose *ExposeSpec `json:"expose,omitempty"`
+
+	// TrustedProxies are the CIDRs of the proxies in front of the pods (the
+	// Ingress controller's or Gateway's pods, a load balancer). A request
+	// from one of them is attributed to the client address it reports in
+	// X-Forwarded-For (the rightmost address that is not a trusted proxy),
+	// so per-address limits such as the failed-login throttle hit the
+	// client, not the proxy every request comes through. Empty: the peer
+	// address counts and X-Forwarded-For is ignored. Passed to the pods as
+	// --trusted-proxies.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="every entry must be a CIDR such as 10.0.0.0/8 or fd00::/8"
+	// +listType=set
+	// +optional
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 
 	// Resources of the server container.
 	// +optional
@@ -216,6 +254,163 @@ type MetricsSpec struct {
 	ServiceMonitor bool `json:"serviceMonitor,omitempty"`
 }
 
+// TLSSpec says where the pods' certificate comes from: exactly one of
+// secretName or certManager.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) != has(self.certManager)",message="set exactly one of secretName or certManager"
+type TLSSpec struct {
+	// SecretName is a kubernetes.io/tls Secret in the IdeasApp's namespace
+	// (tls.crt, tls.key, and ca.crt when a private CA signed it) whose
+	// certificate names the Service (NAME.NAMESPACE.svc) and, with
+	// spec.expose, the host. The pods mount it and pick up a renewed
+	// certificate without a restart. With spec.expose.ingress, the Ingress
+	// serves it for the host too.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// CertManager has cert-manager issue the certificate: the operator keeps
+	// a Certificate NAME for NAME, NAME.NAMESPACE, NAME.NAMESPACE.svc,
+	// NAME.NAMESPACE.svc.cluster.local and the exposed host, written to the
+	// Secret NAME-tls. Needs the cert-manager.io API in the cluster (the
+	// TLSReady condition says when it is missing), and an issuer that may
+	// sign cluster-internal names (a CA or Vault issuer; ACME cannot).
+	// +optional
+	CertManager *CertManagerTLS `json:"certManager,omitempty"`
+}
+
+// CertManagerTLS is the cert-manager issuer of the pods' certificate.
+type CertManagerTLS struct {
+	// IssuerRef is the Issuer, ClusterIssuer or external issuer that signs
+	// the certificate, as in a cert-manager Certificate.
+	// +required
+	IssuerRef IssuerReference `json:"issuerRef"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// Kind of the issuer: Issuer (in the IdeasApp's namespace) or
+	// ClusterIssuer, or an external issuer's kind.
+	// +kubebuilder:default=Issuer
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// Group of the issuer: cert-manager.io, or an external issuer's API
+	// group.
+	// +kubebuilder:default=cert-manager.io
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+}
+
+// ExposeSpec publishes the API at one external host: exactly one of
+// ingress or gateway.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.ingress) != has(self.gateway)",message="set exactly one of ingress or gateway"
+type ExposeSpec struct {
+	// Ingress is a networking.k8s.io/v1 Ingress NAME for the host, with a
+	// TLS entry whose Secret is spec.tls's (NAME-tls without spec.tls: have
+	// it made, e.g. by cert-manager's cert-manager.io/cluster-issuer
+	// annotation in annotations, or the controller serves its default
+	// certificate).
+	// +optional
+	Ingress *IngressExpose `json:"ingress,omitempty"`
+
+	// Gateway is a Gateway API HTTPRoute NAME attaching the host to existing
+	// Gateways, whose HTTPS listeners hold the host's certificate. Needs the
+	// gateway.networking.k8s.io API in the cluster (the Exposed condition
+	// says when it is missing).
+	// +optional
+	Gateway *GatewayExpose `json:"gateway,omitempty"`
+}
+
+// IngressExpose is the Ingress of an IdeasApp.
+type IngressExpose struct {
+	// ClassName is the IngressClass; empty means the cluster's default.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName string `json:"className,omitempty"`
+
+	// Host is the DNS name clients and verifiers use (no scheme, port or
+	// wildcard); the issuer becomes https://HOST.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Host string `json:"host"`
+
+	// Annotations on the Ingress, for its controller (and cert-manager).
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// GatewayExpose is the HTTPRoute of an IdeasApp.
+type GatewayExpose struct {
+	// ParentRefs are the Gateways (or their listeners) the route attaches
+	// to, as in an HTTPRoute.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +required
+	ParentRefs []ParentReference `json:"parentRefs"`
+
+	// Hostname is the DNS name clients and verifiers use (no scheme, port or
+	// wildcard); the issuer becomes https://HOSTNAME.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	Hostname string `json:"hostname"`
+}
+
+// ParentReference is a Gateway API parentRef: the Gateway NAME (in
+// NAMESPACE, default the IdeasApp's), optionally one listener of it.
+type ParentReference struct {
+	// Group of the parent; empty means gateway.networking.k8s.io.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+
+	// Kind of the parent; empty means Gateway.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// Namespace of the parent; empty means the IdeasApp's. The Gateway must
+	// allow routes from this namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Name of the parent.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// SectionName is the listener of the Gateway; empty means every
+	// listener that accepts the route.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+
+	// Port of the listener; 0 means any.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
 // KeyStatus is one row of the key table.
 type KeyStatus struct {
 	// KID is the key id: the RFC 7638 thumbprint of the public key.
@@ -255,7 +450,8 @@ type IdeasAppStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, KeysReady, Available and Degraded (see
+	// Conditions: Ready, KeysReady, Available and Degraded, and TLSReady
+	// and Exposed when spec.tls and spec.expose ask for them (see
 	// conditions.go for their reasons).
 	// +listType=map
 	// +listMapKey=type
@@ -296,7 +492,8 @@ type IdeasAppStatus struct {
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
 
-	// Issuer is the effective issuer URL.
+	// Issuer is the effective issuer URL: the "iss" of the tokens and the
+	// base of the discovery document.
 	// +optional
 	Issuer string `json:"issuer,omitempty"`
 
@@ -311,6 +508,7 @@ type IdeasAppStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ia,categories=ideapool
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.status.issuer`
 // +kubebuilder:printcolumn:name="Active Key",type=string,JSONPath=`.status.activeKeyID`
 // +kubebuilder:printcolumn:name="Next Rotation",type=string,JSONPath=`.status.nextRotationTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

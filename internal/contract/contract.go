@@ -67,6 +67,11 @@ func KeysetSecretName(app string) string { return app + "-keyset" }
 // ConfigMapName is the ConfigMap holding the settings of IdeasApp app.
 func ConfigMapName(app string) string { return app + "-config" }
 
+// TLSSecretName is the kubernetes.io/tls Secret of IdeasApp app when its
+// spec.tls does not name one: where cert-manager writes the certificate of
+// spec.tls.certManager, and the Ingress's TLS Secret without spec.tls.
+func TLSSecretName(app string) string { return app + "-tls" }
+
 // Kinds of the source specs of --keys and --config.
 const (
 	SourceFile       = "file"
