@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -183,5 +184,19 @@ func TestJWKSRequestsAndSignedTokens(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestMethodLabelsBounded: a client choosing its own HTTP methods must not
+// add a series per method (the series live as long as the process).
+func TestMethodLabelsBounded(t *testing.T) {
+	ts := newTestServer(t)
+	for i := range 50 {
+		ts.do(t, fmt.Sprintf("X%d", i), "/healthz", nil)
+		ts.do(t, fmt.Sprintf("M%d", i), "/nope", nil)
+	}
+	methods := counters(t, ts.reg, "ideapool_http_requests_total", "method")
+	if len(methods) != 1 || methods["other"] != 100 {
+		t.Fatalf("made-up methods gave the series %v, want only other=100", methods)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -72,8 +73,9 @@ func (s *Server) observe(c *gin.Context) {
 		route = "unmatched"
 	}
 	status := c.Writer.Status()
-	s.metrics.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
-	s.metrics.duration.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Observe(elapsed.Seconds())
+	method := methodLabel(c.Request.Method)
+	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(elapsed.Seconds())
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelError
@@ -86,6 +88,18 @@ func (s *Server) observe(c *gin.Context) {
 		slog.Duration("duration", elapsed),
 		slog.String("remote_addr", s.clientAddrs.of(c.Request)),
 	)
+}
+
+// methodLabel is the method label of a request: a client may send any
+// token as its method, and every new label value is a series kept for the
+// life of the process, so methods HTTP does not define count as "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 // recoverPanic turns a panic into a logged 500 instead of a dropped connection.
