@@ -56,3 +56,44 @@ func (g readerGenerator) Generate(alg Algorithm, rsaBits int) (crypto.Signer, er
 	}
 	return nil, fmt.Errorf("generate key: unsupported alg %q", alg)
 }
+
+// Pregenerate makes the keys that pending (Plan's Generate) asks for with
+// gen, and returns a Generator that hands them out before asking gen for
+// more. A caller generates first and then takes the "now" it advances the
+// keyset at: a new key counts as published from that now, and generating
+// an RSA key on a loaded machine can take seconds, which must not be spent
+// after the key's published time, before anyone can see it.
+func Pregenerate(gen Generator, pending []PendingKey, rsaBits int) (Generator, error) {
+	p := &pregenerated{gen: gen, keys: map[Algorithm][]crypto.Signer{}}
+	for _, k := range pending {
+		s, err := gen.Generate(k.Algorithm, rsaBits)
+		if err != nil {
+			return nil, err
+		}
+		p.keys[k.Algorithm] = append(p.keys[k.Algorithm], s)
+	}
+	return p, nil
+}
+
+type pregenerated struct {
+	gen  Generator
+	keys map[Algorithm][]crypto.Signer
+}
+
+func (p *pregenerated) Generate(alg Algorithm, rsaBits int) (crypto.Signer, error) {
+	for i, s := range p.keys[alg] {
+		if rsaKeyBits(s) == rsaBits || alg != RS256 {
+			p.keys[alg] = append(p.keys[alg][:i], p.keys[alg][i+1:]...)
+			return s, nil
+		}
+	}
+	return p.gen.Generate(alg, rsaBits)
+}
+
+// rsaKeyBits is the modulus size of an RSA signer, 0 for other keys.
+func rsaKeyBits(s crypto.Signer) int {
+	if k, ok := s.(*rsa.PrivateKey); ok {
+		return k.N.BitLen()
+	}
+	return 0
+}

@@ -221,8 +221,14 @@ func (f *File) advance(ctx context.Context, fallback *keyset.Keyset) (keyset.Key
 			return keyset.Keyset{}, false, fmt.Errorf("load keyset %s: %w", f.path, err)
 		}
 	}
+	// Keys first, then the time they are published at: a key made on a
+	// loaded machine must not count seconds of publication nobody saw.
+	gen, err := keyset.Pregenerate(f.gen, keyset.Plan(ks, f.policy, f.now()).Generate, f.policy.RSABits)
+	if err != nil {
+		return keyset.Keyset{}, false, fmt.Errorf("advance keyset %s: %w", f.path, err)
+	}
 	now := f.now()
-	next, changes, err := keyset.Advance(ks, f.policy, now, f.gen)
+	next, changes, err := keyset.Advance(ks, f.policy, now, gen)
 	if err != nil {
 		return keyset.Keyset{}, false, fmt.Errorf("advance keyset %s: %w", f.path, err)
 	}

@@ -394,3 +394,59 @@ func TestRunKeepsLastGoodKeyset(t *testing.T) {
 		t.Errorf("after repair: %s", kids(got))
 	}
 }
+
+// slowGen takes d of the clock to make each key, like RSA on a loaded
+// machine.
+type slowGen struct {
+	clk *clock
+	d   time.Duration
+	gen keyset.Generator
+}
+
+func (g slowGen) Generate(alg keyset.Algorithm, bits int) (crypto.Signer, error) {
+	g.clk.Add(g.d)
+	return g.gen.Generate(alg, bits)
+}
+
+// TestSlowKeyGeneration: a key counts as published from when the keyset
+// holding it is written, not from when its generation started; otherwise a
+// verifier that fetched the JWKS during a slow generation would miss a key
+// that signs publishAhead after the earlier time.
+func TestSlowKeyGeneration(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), "keys.json")
+	gen := slowGen{clk: clk, d: 10 * time.Minute, gen: newGen(7)}
+	check := func(step string, before keyset.Keyset) keyset.Keyset {
+		t.Helper()
+		f, _ := newFile(t, path, clk, gen)
+		ks, err := f.Load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		written := clk.Now()
+		fresh := 0
+		for _, k := range ks.Keys {
+			if strings.Contains(kids(before), k.ID) {
+				continue
+			}
+			fresh++
+			if k.PublishedAt.Before(written) {
+				t.Errorf("%s: key %s published at %s, before the keyset holding it was written at %s",
+					step, k.ID, k.PublishedAt.Format(time.TimeOnly), written.Format(time.TimeOnly))
+			}
+		}
+		if fresh == 0 {
+			t.Fatalf("%s: no key was generated", step)
+		}
+		return ks
+	}
+	ks := check("first start", keyset.Keyset{})
+	for keyset.Plan(ks, policy, clk.Now()).UpToDate() {
+		due := keyset.NextDue(ks, clk.Now())
+		if due.IsZero() {
+			t.Fatal("the keyset never needs a new key")
+		}
+		clk.Set(due)
+	}
+	check("scheduled rotation", ks)
+}
