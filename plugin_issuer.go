@@ -212,7 +212,8 @@ func (c *issuerClient) transportError(err error) error {
 			return fmt.Errorf("TLS: the certificate of %s is not signed by the CA trusted at login (%w): pass --certificate-authority FILE with the CA that signs it now", c.issuer, err)
 		}
 		return fmt.Errorf("TLS: the certificate of %s is signed by an authority the system does not trust (%w): pass --certificate-authority FILE with that CA's certificate (PEM)", c.issuer, err)
-	case errors.As(err, &record):
+	case errors.As(err, &record) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// (net/http says the latter without an error type to match)
 		return fmt.Errorf("TLS: %s does not answer TLS (is it plain http?): %w", c.issuer, err)
 	}
 	var netErr net.Error
