@@ -60,6 +60,13 @@ type cluster struct {
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith is startCluster with configure applied to the
+// environment before it starts (kube-apiserver flags, say).
+func startClusterWith(t testing.TB, configure func(*envtest.Environment)) *cluster {
+	t.Helper()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or `KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go test ./e2e/` " +
@@ -74,6 +81,9 @@ func startCluster(t testing.TB) *cluster {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+	}
+	if configure != nil {
+		configure(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {
