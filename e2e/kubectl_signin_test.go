@@ -125,8 +125,16 @@ func TestKubectlSignIn(t *testing.T) {
 	if err := os.WriteFile(authConfig, []byte("apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\njwt: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	apiserverLog := &syncBuffer{}
 	c := startClusterWith(t, func(env *envtest.Environment) {
-		env.ControlPlane.GetAPIServer().Configure().Set("authentication-config", authConfig)
+		api := env.ControlPlane.GetAPIServer()
+		api.Configure().Set("authentication-config", authConfig)
+		api.Out, api.Err = apiserverLog, apiserverLog
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-apiserver's log, its authentication lines:\n%s", grepLines(apiserverLog.String(), "authenticat", "jwt", "oidc"))
+		}
 	})
 	ctx := context.Background()
 	ns := "e2e-signin"
@@ -335,4 +343,19 @@ func writePersonKubeconfig(t *testing.T, c *cluster, userDoc, path string) {
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// grepLines keeps the lines holding any of words (case-insensitive).
+func grepLines(text string, words ...string) string {
+	var keep []string
+	for _, line := range strings.Split(text, "\n") {
+		l := strings.ToLower(line)
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				keep = append(keep, line)
+				break
+			}
+		}
+	}
+	return strings.Join(keep, "\n")
 }
