@@ -82,7 +82,7 @@ func (s sessionStore) ensureDir() error {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", s.dir, err)
 	}
-	if err := os.Chmod(s.dir, 0o700); err != nil {
+	if err := os.Chmod(s.dir, 0o700); err != nil { //nolint:gosec // G302: a directory needs x to be entered; 0700 is its owner only
 		return fmt.Errorf("restrict %s to its owner: %w", s.dir, err)
 	}
 	return nil
@@ -114,7 +114,7 @@ func (s sessionStore) save(sess session) error {
 	if err := s.ensureDir(); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(sess, "", "  ")
+	b, err := json.MarshalIndent(sess, "", "  ") //nolint:gosec // G117: the session file is where the refresh token belongs (mode 0600)
 	if err != nil {
 		return err
 	}
