@@ -192,25 +192,16 @@ spec:
 `, opAppName, ns, issuer, opAppName, signinIDTokenTTL), "apply", "-f", "-")
 
 	// The server with the arguments of the operator's Deployment, but the
-	// harness's addresses and database, and the test's mount of the pair.
-	var args []string
+	// harness's addresses and database, and the test's mount of the pair;
+	// once the operator has written the keyset.
 	deadline := time.Now().Add(30 * time.Second)
-	for len(args) == 0 {
-		dep, err := c.client.AppsV1().Deployments(ns).Get(ctx, opAppName, metav1.GetOptions{})
-		_, keysErr := c.client.CoreV1().Secrets(ns).Get(ctx, opAppName+"-keyset", metav1.GetOptions{})
-		if err == nil && keysErr == nil && len(dep.Spec.Template.Spec.Containers) == 1 {
-			for _, a := range dep.Spec.Template.Spec.Containers[0].Args[1:] { // after "serve"
-				name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
-				if !slices.Contains([]string{"listen", "metrics-listen", "database", "tls-cert-file", "tls-key-file"}, name) {
-					args = append(args, a)
-				}
-			}
-		}
+	for c.status(t, ns).ActiveKeyID == "" {
 		if time.Now().After(deadline) {
-			t.Fatalf("the operator did not create the Deployment and the keyset within 30 s: %v; %v", err, keysErr)
+			t.Fatalf("the operator wrote no keyset within 30 s: status %+v", c.status(t, ns))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	args := c.serveArgs(t, ns, "listen", "metrics-listen", "database", "tls-cert-file", "tls-key-file")
 	args = append(args, "--tls-cert-file", mount.certFile(), "--tls-key-file", mount.keyFile())
 	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
 	s := startServerOpts(t, serverOptions{port: port, args: args, https: https,
