@@ -14,11 +14,12 @@ import (
 	"text/template"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // setup-cluster: what kube-apiserver and kubectl need to sign people in
@@ -26,8 +27,7 @@ import (
 // that it works with an operator of another release) and its TLS Secret.
 
 var (
-	secretsResource      = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
-	certificatesResource = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
+	secretsResource = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 )
 
 const (
@@ -148,20 +148,21 @@ func specIssuer(app *unstructured.Unstructured) string {
 // note says what kube-apiserver then trusts and what to do.
 func appCA(ctx context.Context, client dynamic.Interface, app *unstructured.Unstructured) (ca, note string, err error) {
 	ns := app.GetNamespace()
-	secret, from, err := tlsSecretName(ctx, client, app)
-	if err != nil {
-		return "", "", err
-	}
+	secret, from, optional := tlsSecretName(app)
 	if secret == "" {
 		return "", fmt.Sprintf("ideasapp %s/%s has no spec.tls, so certificateAuthority is left out: kube-apiserver trusts the issuer's "+
 			"certificate only if its system roots do; if a private CA signs it, add certificateAuthority with that CA's PEM", ns, app.GetName()), nil
 	}
 	obj, err := client.Resource(secretsResource).Namespace(ns).Get(ctx, secret, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err) && optional:
+		return "", fmt.Sprintf("the TLS Secret %s/%s (%s) does not exist, so certificateAuthority is left out: kube-apiserver trusts the "+
+			"issuer's certificate only if its system roots do; if a private CA signs it, add certificateAuthority with that CA's PEM",
+			ns, secret, from), nil
+	case apierrors.IsNotFound(err):
 		return "", "", fmt.Errorf("the TLS Secret %s/%s (%s) does not exist yet: create it, or, with cert-manager, see why it is not issued "+
-			"(`kubectl describe certificate -n %s`)", ns, secret, from, ns)
-	}
-	if err != nil {
+			"(`kubectl describe ideasapp %s -n %s`, condition TLSReady)", ns, secret, from, app.GetName(), ns)
+	case err != nil:
 		return "", "", fmt.Errorf("get the TLS Secret %s/%s (%s): %w", ns, secret, from, err)
 	}
 	encoded, _, _ := unstructured.NestedString(obj.Object, "data", caKey)
@@ -181,39 +182,22 @@ func appCA(ctx context.Context, client dynamic.Interface, app *unstructured.Unst
 	return string(raw), "", nil
 }
 
-// tlsSecretName is the Secret holding the app's certificate:
-// spec.tls.secretName, or the Secret of the cert-manager Certificate the
-// operator made for it (the one the IdeasApp owns).
-func tlsSecretName(ctx context.Context, client dynamic.Interface, app *unstructured.Unstructured) (name, from string, err error) {
+// tlsSecretName is the Secret holding the certificate verifiers see:
+// spec.tls.secretName; the Secret cert-manager writes for
+// spec.tls.certManager; or, for an Ingress without spec.tls, the Ingress's
+// TLS Secret (made by cert-manager's ingress-shim or by hand). optional: a
+// missing Secret is a note, not an error.
+func tlsSecretName(app *unstructured.Unstructured) (name, from string, optional bool) {
 	if s, _, _ := unstructured.NestedString(app.Object, "spec", "tls", "secretName"); s != "" {
-		return s, "spec.tls.secretName", nil
+		return s, "spec.tls.secretName", false
 	}
-	if _, ok, _ := unstructured.NestedMap(app.Object, "spec", "tls", "certManager"); !ok {
-		return "", "", nil
+	if _, ok, _ := unstructured.NestedMap(app.Object, "spec", "tls", "certManager"); ok {
+		return contract.TLSSecretName(app.GetName()), "written by cert-manager for spec.tls.certManager", false
 	}
-	ns := app.GetNamespace()
-	list, err := client.Resource(certificatesResource).Namespace(ns).List(ctx, metav1.ListOptions{})
-	if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-		return "", "", fmt.Errorf("ideasapp %s/%s asks cert-manager for its certificate (spec.tls.certManager), but the cluster has no "+
-			"certificates.cert-manager.io/v1 API: install cert-manager, or give a Secret in spec.tls.secretName", ns, app.GetName())
+	if _, ok, _ := unstructured.NestedMap(app.Object, "spec", "expose", "ingress"); ok {
+		return contract.TLSSecretName(app.GetName()), "the Ingress's TLS Secret", true
 	}
-	if err != nil {
-		return "", "", fmt.Errorf("list cert-manager Certificates in %s: %w", ns, err)
-	}
-	for _, c := range list.Items {
-		for _, o := range c.GetOwnerReferences() {
-			if o.UID != app.GetUID() {
-				continue
-			}
-			s, _, _ := unstructured.NestedString(c.Object, "spec", "secretName")
-			if s == "" {
-				return "", "", fmt.Errorf("the cert-manager Certificate %s/%s has no spec.secretName", ns, c.GetName())
-			}
-			return s, "the Secret of the cert-manager Certificate " + c.GetName(), nil
-		}
-	}
-	return "", "", fmt.Errorf("ideasapp %s/%s has no cert-manager Certificate yet: is the operator running? (`kubectl describe ideasapp %s -n %s`)",
-		ns, app.GetName(), app.GetName(), ns)
+	return "", "", false
 }
 
 // checkPEMCertificates: b holds PEM certificates and nothing else.

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -47,21 +45,10 @@ func tlsSecret(name string, data map[string]string) *unstructured.Unstructured {
 	}}
 }
 
-func certificate(name, owner, secretName string) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-		"metadata": map[string]any{"name": name, "namespace": "ns"},
-		"spec":     map[string]any{"secretName": secretName},
-	}}
-	u.SetOwnerReferences([]metav1.OwnerReference{{APIVersion: "ideapool.dev/v1alpha1", Kind: "IdeasApp", Name: "pool", UID: types.UID(owner)}})
-	return u
-}
-
 func fakeCluster(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
-		ideasApps:            "IdeasAppList",
-		secretsResource:      "SecretList",
-		certificatesResource: "CertificateList",
+		ideasApps:       "IdeasAppList",
+		secretsResource: "SecretList",
 	}, objs...)
 }
 
@@ -128,11 +115,17 @@ func TestSetupCluster(t *testing.T) {
 			objs: []runtime.Object{app(map[string]any{"tls": map[string]any{"secretName": "pool-tls"}}, nil),
 				tlsSecret("pool-tls", map[string]string{"ca.crt": ca})},
 			issuer: "https://pool.ns.svc", ca: ca},
-		"cert-manager: the owned Certificate's Secret": {
+		"cert-manager: the Secret it writes": {
 			objs: []runtime.Object{app(map[string]any{"tls": map[string]any{"certManager": map[string]any{"issuerRef": map[string]any{"name": "ca"}}}}, map[string]any{"issuer": "https://pool.ns.svc"}),
-				certificate("someone-elses", "other-uid", "other-tls"), tlsSecret("other-tls", map[string]string{"ca.crt": "not this"}),
-				certificate("pool", "app-uid", "pool-cert"), tlsSecret("pool-cert", map[string]string{"ca.crt": ca})},
+				tlsSecret("pool-tls", map[string]string{"ca.crt": ca})},
 			issuer: "https://pool.ns.svc", ca: ca},
+		"Ingress without spec.tls: its TLS Secret": {
+			objs: []runtime.Object{app(map[string]any{"expose": map[string]any{"ingress": map[string]any{"host": "ideas.example.com"}}}, map[string]any{"issuer": "https://ideas.example.com"}),
+				tlsSecret("pool-tls", map[string]string{"ca.crt": ca})},
+			issuer: "https://ideas.example.com", ca: ca},
+		"Ingress without spec.tls or its Secret: said, left out": {
+			objs:   []runtime.Object{app(map[string]any{"expose": map[string]any{"ingress": map[string]any{"host": "ideas.example.com"}}}, map[string]any{"issuer": "https://ideas.example.com"})},
+			issuer: "https://ideas.example.com", want: "note: the TLS Secret ns/pool-tls (the Ingress's TLS Secret) does not exist, so certificateAuthority is left out"},
 		"no ca.crt in the Secret: said, left out": {
 			objs: []runtime.Object{app(map[string]any{"tls": map[string]any{"secretName": "pool-tls"}}, map[string]any{"issuer": "https://idp.example.com"}),
 				tlsSecret("pool-tls", map[string]string{"tls.crt": "x", "tls.key": "y"})},
@@ -161,9 +154,9 @@ func TestSetupCluster(t *testing.T) {
 			objs: []runtime.Object{app(map[string]any{"tls": map[string]any{"secretName": "pool-tls"}}, map[string]any{"issuer": "https://idp.example.com"}),
 				tlsSecret("pool-tls", map[string]string{"ca.crt": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"})},
 			want: "ca.crt: holds a PEM PRIVATE KEY, want CERTIFICATE"},
-		"cert-manager Certificate not made yet": {
+		"cert-manager has not issued yet": {
 			objs: []runtime.Object{app(map[string]any{"tls": map[string]any{"certManager": map[string]any{"issuerRef": map[string]any{"name": "ca"}}}}, map[string]any{"issuer": "https://pool.ns.svc"})},
-			want: "ideasapp ns/pool has no cert-manager Certificate yet"},
+			want: "the TLS Secret ns/pool-tls (written by cert-manager for spec.tls.certManager) does not exist yet"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
