@@ -109,7 +109,7 @@ docker-push: ## Push the image IMG.
 	$(CONTAINER_TOOL) push $(IMG)
 
 .PHONY: install-plugin
-install-plugin: build ## Install bin/ideapool as kubectl-ideapool into BINDIR (default ~/.local/bin): `kubectl ideapool keys NAME`.
+install-plugin: build ## Install bin/ideapool as kubectl-ideapool into BINDIR (default ~/.local/bin): `kubectl ideapool login|credential|setup-cluster|keys|rotate|revoke`.
 	mkdir -p "$(BINDIR)"
 	install -m 0755 bin/ideapool "$(BINDIR)/kubectl-ideapool"
 

@@ -42,7 +42,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if filepath.Base(os.Args[0]) == pluginName { // installed as a kubectl plugin
-		os.Exit(runPlugin(ctx, os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(runPlugin(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -2,24 +2,20 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
+	"golang.org/x/term"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/ideapool/ideapool/api/v1alpha1"
 	"github.com/ideapool/ideapool/internal/contract"
-	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/kubeclient"
 )
 
@@ -31,9 +27,33 @@ const pluginName = "kubectl-ideapool"
 // data, so it works against an operator of another release.
 var ideasApps = v1alpha1.GroupVersion.WithResource("ideasapps")
 
-var pluginUsage = fmt.Sprintf(`kubectl ideapool: rotate and revoke the signing keys of an IdeasApp, and show them.
+// Exit codes of the plugin.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+	// exitSessionEnded: credential has no live session (never signed in,
+	// or the issuer refused to refresh it); `kubectl ideapool login` again.
+	exitSessionEnded = 3
+)
+
+var pluginUsage = fmt.Sprintf(`kubectl ideapool: sign in to a Kubernetes cluster with ideapool, and rotate, revoke
+and show the signing keys of an IdeasApp.
 
 Usage:
+  kubectl ideapool login --issuer URL --username NAME [--certificate-authority FILE]
+        sign in through the issuer's /v1/auth; the password is asked on the terminal
+        (without echo), or read from the first line of standard input when that is
+        not a terminal. The session is kept in ~/.kube/cache/ideapool/ (mode 0600).
+  kubectl ideapool credential --issuer URL --username NAME [--certificate-authority FILE]
+        the client-go exec credential plugin (kubectl runs it from the kubeconfig's
+        user): prints an ExecCredential with a valid ID token, refreshing the session
+        when the cached token is near its expiry. Exits %d when the session has ended
+        (or you never signed in): run the login command it prints.
+  kubectl ideapool setup-cluster NAME [--username NAME]
+        print the kube-apiserver AuthenticationConfiguration (--authentication-config)
+        that trusts IdeasApp NAME's ID tokens, and the kubeconfig user that signs in
+        with them (--username fills in the user's name)
   kubectl ideapool rotate NAME      activate the next key as soon as every verifier can
                                     have it (annotates %s)
   kubectl ideapool revoke NAME KID  stop trusting KID now: a fresh key signs at once
@@ -41,21 +61,123 @@ Usage:
   kubectl ideapool keys NAME        print the key table from the IdeasApp's status
 
 Flags:
-  -n, --namespace NAMESPACE   namespace of the IdeasApp (default: the context's, else "default")
-      --kubeconfig PATH       kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
-      --context NAME          kubeconfig context (default: the current one)
-  -h, --help                  show this help
-`, contract.AnnotationRotateKeys, contract.AnnotationRevokeKey)
+      --issuer URL                  the ideapool issuer (https; http only on loopback)
+      --username NAME               the username (or email) to sign in as
+      --certificate-authority FILE  trust the CA certificates (PEM) in FILE for the issuer
+                                    instead of the system roots; login keeps it in the
+                                    session, so credential needs it only to change it
+  -n, --namespace NAMESPACE         namespace of the IdeasApp (default: the context's,
+                                    else "default")
+      --kubeconfig PATH             kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+      --context NAME                kubeconfig context (default: the current one)
+  -h, --help                        show this help
+`, exitSessionEnded, contract.AnnotationRotateKeys, contract.AnnotationRevokeKey)
 
-// pluginOptions are the flags every plugin command takes.
+// pluginOptions are the plugin's flags; each command takes some of them.
 type pluginOptions struct {
 	namespace  string
 	kubeconfig string
 	context    string
+
+	issuer               string
+	username             string
+	certificateAuthority string
+}
+
+// pluginEnv is what the plugin reads and writes besides its arguments: the
+// process's in main, a test's own in tests.
+type pluginEnv struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// home is the user's home directory: sessions live in
+	// home/.kube/cache/ideapool, beside kubectl's own cache.
+	home func() (string, error)
+	now  func() time.Time
+	// readPassword prompts on stderr and reads a password from the
+	// terminal without echo; ok is false when standard input is not a
+	// terminal.
+	readPassword func(prompt string) (pw string, ok bool, err error)
+	// lockWait bounds the wait for another plugin process that holds the
+	// session's lock (it is refreshing the same session).
+	lockWait time.Duration
+}
+
+// pluginCommand is one command: its positional arguments after its name,
+// the flags it takes, and what it does.
+type pluginCommand struct {
+	args  int
+	flags []string
+	run   func(ctx context.Context, e pluginEnv, o pluginOptions, pos []string) error
+}
+
+var (
+	kubeFlags   = []string{"n", "namespace", "kubeconfig", "context"}
+	signInFlags = []string{"issuer", "username", "certificate-authority"}
+)
+
+func pluginCommands() map[string]pluginCommand {
+	return map[string]pluginCommand{
+		"login":      {0, signInFlags, runLogin},
+		"credential": {0, signInFlags, runCredential},
+		"setup-cluster": {1, append([]string{"username"}, kubeFlags...), func(ctx context.Context, e pluginEnv, o pluginOptions, pos []string) error {
+			client, ns, err := o.connect()
+			if err != nil {
+				return err
+			}
+			return pluginSetupCluster(ctx, client, ns, pos[0], o.username, e.stdout, e.stderr)
+		}},
+		"rotate": {1, kubeFlags, func(ctx context.Context, e pluginEnv, o pluginOptions, pos []string) error {
+			client, ns, err := o.connect()
+			if err != nil {
+				return err
+			}
+			return pluginRotate(ctx, client.Resource(ideasApps).Namespace(ns), pos[0], e.now(), e.stdout)
+		}},
+		"revoke": {2, kubeFlags, func(ctx context.Context, e pluginEnv, o pluginOptions, pos []string) error {
+			client, ns, err := o.connect()
+			if err != nil {
+				return err
+			}
+			return pluginRevoke(ctx, client.Resource(ideasApps).Namespace(ns), pos[0], pos[1], e.stdout)
+		}},
+		"keys": {1, kubeFlags, func(ctx context.Context, e pluginEnv, o pluginOptions, pos []string) error {
+			client, ns, err := o.connect()
+			if err != nil {
+				return err
+			}
+			return pluginKeys(ctx, client.Resource(ideasApps).Namespace(ns), pos[0], e.stdout)
+		}},
+	}
 }
 
 // runPlugin is main when the binary runs as kubectl-ideapool.
-func runPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runPlugin(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return processPluginEnv(stdin, stdout, stderr).run(ctx, args)
+}
+
+// processPluginEnv is the environment of the running process.
+func processPluginEnv(stdin io.Reader, stdout, stderr io.Writer) pluginEnv {
+	return pluginEnv{
+		stdin: stdin, stdout: stdout, stderr: stderr,
+		getenv: os.Getenv,
+		home:   os.UserHomeDir,
+		now:    time.Now,
+		readPassword: func(prompt string) (string, bool, error) {
+			f, ok := stdin.(*os.File)
+			if !ok || !term.IsTerminal(int(f.Fd())) {
+				return "", false, nil
+			}
+			fmt.Fprint(stderr, prompt)
+			pw, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(stderr)
+			return string(pw), true, err
+		},
+		lockWait: time.Minute,
+	}
+}
+
+func (e pluginEnv) run(ctx context.Context, args []string) int {
 	var o pluginOptions
 	fs := flag.NewFlagSet(pluginName, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -63,52 +185,70 @@ func runPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&o.namespace, "namespace", "", "")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "")
 	fs.StringVar(&o.context, "context", "", "")
+	fs.StringVar(&o.issuer, "issuer", "", "")
+	fs.StringVar(&o.username, "username", "", "")
+	fs.StringVar(&o.certificateAuthority, "certificate-authority", "", "")
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, pluginUsage)
-		return 0
+		fmt.Fprint(e.stdout, pluginUsage)
+		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n\n%s", err, pluginUsage)
-		return 2
+		fmt.Fprintf(e.stderr, "error: %v\n\n%s", err, pluginUsage)
+		return exitUsage
 	}
 	if len(pos) == 0 || pos[0] == "help" {
-		fmt.Fprint(stdout, pluginUsage)
+		fmt.Fprint(e.stdout, pluginUsage)
 		if len(pos) == 0 {
-			return 2
+			return exitUsage
 		}
-		return 0
+		return exitOK
 	}
-	want := map[string]int{"rotate": 2, "revoke": 3, "keys": 2}
-	n, ok := want[pos[0]]
+	cmd, ok := pluginCommands()[pos[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", pos[0], pluginUsage)
-		return 2
+		fmt.Fprintf(e.stderr, "error: unknown command %q\n\n%s", pos[0], pluginUsage)
+		return exitUsage
 	}
-	if len(pos) != n {
-		fmt.Fprintf(stderr, "error: %s takes %d argument(s), got %d\n\n%s", pos[0], n-1, len(pos)-1, pluginUsage)
-		return 2
+	if len(pos)-1 != cmd.args {
+		fmt.Fprintf(e.stderr, "error: %s takes %d argument(s), got %d\n\n%s", pos[0], cmd.args, len(pos)-1, pluginUsage)
+		return exitUsage
 	}
-	client, ns, err := o.connect()
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return 1
+	var foreign []string
+	fs.Visit(func(f *flag.Flag) {
+		if !slices.Contains(cmd.flags, f.Name) {
+			dash := "--"
+			if len(f.Name) == 1 {
+				dash = "-"
+			}
+			foreign = append(foreign, dash+f.Name)
+		}
+	})
+	if len(foreign) > 0 {
+		fmt.Fprintf(e.stderr, "error: %s does not take %s\n\n%s", pos[0], strings.Join(foreign, ", "), pluginUsage)
+		return exitUsage
 	}
-	apps := client.Resource(ideasApps).Namespace(ns)
-	switch pos[0] {
-	case "rotate":
-		err = pluginRotate(ctx, apps, pos[1], time.Now(), stdout)
-	case "revoke":
-		err = pluginRevoke(ctx, apps, pos[1], pos[2], stdout)
-	case "keys":
-		err = pluginKeys(ctx, apps, pos[1], stdout)
+	err = cmd.run(ctx, e, o, pos[1:])
+	var ended *sessionEndedError
+	var usage usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ended):
+		fmt.Fprintln(e.stderr, ended.Error())
+		return exitSessionEnded
+	case errors.As(err, &usage):
+		fmt.Fprintf(e.stderr, "error: %v\n\n%s", err, pluginUsage)
+		return exitUsage
+	default:
+		fmt.Fprintf(e.stderr, "error: %v\n", err)
+		return exitError
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return 1
-	}
-	return 0
 }
+
+// usageError is a command's complaint about its flags.
+type usageError string
+
+func (u usageError) Error() string { return string(u) }
 
 // parseInterspersed parses flags before, between and after the
 // positional arguments, as kubectl does, and returns the positional ones.
@@ -148,132 +288,4 @@ func (o pluginOptions) connect() (dynamic.Interface, string, error) {
 		return nil, "", fmt.Errorf("kubernetes client: %w", err)
 	}
 	return client, ns, nil
-}
-
-// annotate sets one annotation with a JSON merge patch, which fails when the
-// IdeasApp does not exist.
-func annotate(ctx context.Context, apps dynamic.ResourceInterface, name, key, value string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
-	if err != nil {
-		return err
-	}
-	if _, err := apps.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: pluginName}); err != nil {
-		return fmt.Errorf("annotate ideasapp %s: %w", name, err)
-	}
-	return nil
-}
-
-func pluginRotate(ctx context.Context, apps dynamic.ResourceInterface, name string, now time.Time, stdout io.Writer) error {
-	// A new value each time: the operator handles each value once.
-	value := now.UTC().Format(time.RFC3339Nano)
-	if err := annotate(ctx, apps, name, contract.AnnotationRotateKeys, value); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(stdout, "ideasapp/%s: rotation requested (%s=%s); the next key signs once every verifier can have it\n",
-		name, contract.AnnotationRotateKeys, value)
-	return err
-}
-
-func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid string, stdout io.Writer) error {
-	app, err := apps.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("get ideasapp %s: %w", name, err)
-	}
-	keys, err := statusKeys(app)
-	if err != nil {
-		return err
-	}
-	known := make([]string, len(keys))
-	state := ""
-	for i, k := range keys {
-		known[i] = k.KID
-		if k.KID == kid {
-			state = k.State
-		}
-	}
-	if !slices.Contains(known, kid) {
-		return fmt.Errorf("ideasapp %s has no key %q (its keys: %s)", name, kid, strings.Join(known, ", "))
-	}
-	if err := annotate(ctx, apps, name, contract.AnnotationRevokeKey, kid); err != nil {
-		return err
-	}
-	// What the operator does depends on the key's state (internal/keyset.Revoke).
-	effect := "it is removed from the JWKS"
-	switch state {
-	case string(keyset.StateActive):
-		effect = "a fresh key signs at once and the revoked one leaves the JWKS"
-	case string(keyset.StateNext):
-		effect = "it never signs: a new next key replaces it"
-	}
-	_, err = fmt.Fprintf(stdout, "ideasapp/%s: revocation of key %s requested (%s); %s\n", name, kid, contract.AnnotationRevokeKey, effect)
-	return err
-}
-
-// keyRow is one entry of status.keys.
-type keyRow struct {
-	KID         string     `json:"kid"`
-	Algorithm   string     `json:"algorithm"`
-	State       string     `json:"state"`
-	PublishedAt *time.Time `json:"publishedAt"`
-	ActiveAt    *time.Time `json:"activeAt"`
-	RetiredAt   *time.Time `json:"retiredAt"`
-	RemoveAfter *time.Time `json:"removeAfter"`
-}
-
-func statusKeys(app *unstructured.Unstructured) ([]keyRow, error) {
-	raw, _, err := unstructured.NestedSlice(app.Object, "status", "keys")
-	if err != nil {
-		return nil, fmt.Errorf("ideasapp %s: status.keys: %w", app.GetName(), err)
-	}
-	b, err := json.Marshal(raw)
-	if err != nil {
-		return nil, err
-	}
-	var rows []keyRow
-	if err := json.Unmarshal(b, &rows); err != nil {
-		return nil, fmt.Errorf("ideasapp %s: status.keys: %w", app.GetName(), err)
-	}
-	return rows, nil
-}
-
-func pluginKeys(ctx context.Context, apps dynamic.ResourceInterface, name string, stdout io.Writer) error {
-	app, err := apps.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("get ideasapp %s: %w", name, err)
-	}
-	rows, err := statusKeys(app)
-	if err != nil {
-		return err
-	}
-	if len(rows) == 0 {
-		_, err := fmt.Fprintf(stdout, "ideasapp/%s has no keys in its status yet (is the operator running?)\n", name)
-		return err
-	}
-	active, _, _ := unstructured.NestedString(app.Object, "status", "activeKeyID")
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tKID\tALGORITHM\tSTATE\tPUBLISHED\tACTIVE\tRETIRED\tREMOVE AFTER")
-	for _, r := range rows {
-		mark := ""
-		if r.KID == active {
-			mark = "*"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, r.KID, r.Algorithm, r.State,
-			stamp(r.PublishedAt), stamp(r.ActiveAt), stamp(r.RetiredAt), stamp(r.RemoveAfter))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if next, ok, _ := unstructured.NestedString(app.Object, "status", "nextRotationTime"); ok && next != "" {
-		fmt.Fprintf(stdout, "\n* signs now. Next scheduled rotation: %s\n", next)
-	} else {
-		fmt.Fprintln(stdout, "\n* signs now.")
-	}
-	return nil
-}
-
-func stamp(t *time.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
 }

@@ -60,6 +60,13 @@ type cluster struct {
 
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith is startCluster with configure applied to the
+// environment before it starts (kube-apiserver flags, say).
+func startClusterWith(t testing.TB, configure func(*envtest.Environment)) *cluster {
+	t.Helper()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, or `KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) go test ./e2e/` " +
@@ -74,6 +81,9 @@ func startCluster(t testing.TB) *cluster {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
+	}
+	if configure != nil {
+		configure(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -335,22 +345,7 @@ spec:
 	// The server with the arguments of the Deployment the operator made
 	// (but the addresses and the database, which are the harness's), and
 	// with the pods' ServiceAccount.
-	var args []string
-	deadline = time.Now().Add(30 * time.Second)
-	for len(args) == 0 {
-		dep, err := c.client.AppsV1().Deployments(ns).Get(context.Background(), opAppName, metav1.GetOptions{})
-		if err == nil && len(dep.Spec.Template.Spec.Containers) == 1 {
-			for _, a := range dep.Spec.Template.Spec.Containers[0].Args[1:] { // after "serve"
-				if !strings.HasPrefix(a, "--listen=") && !strings.HasPrefix(a, "--metrics-listen=") && !strings.HasPrefix(a, "--database=") {
-					args = append(args, a)
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the operator did not create the Deployment within 30 s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	args := c.serveArgs(t, ns, "listen", "metrics-listen", "database")
 	if !slices.Contains(args, "--keys=kubernetes:"+ns+"/"+opAppName+"-keyset") || !slices.Contains(args, "--jwks-max-age="+opJWKSMaxAge.String()) {
 		t.Fatalf("the Deployment's arguments %q lack the keyset Secret or the JWKS max-age", args)
 	}
@@ -518,6 +513,29 @@ spec:
 		t.Errorf("kubectl ideapool rotate: annotation %q -> %q; output %q", before, after, out)
 	}
 	t.Logf("operator end-to-end took %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// serveArgs waits for the operator's Deployment and returns the arguments
+// of its `serve`, less the flags named in drop (the harness sets those).
+func (c *cluster) serveArgs(t *testing.T, ns string, drop ...string) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		dep, err := c.client.AppsV1().Deployments(ns).Get(context.Background(), opAppName, metav1.GetOptions{})
+		if err == nil && len(dep.Spec.Template.Spec.Containers) == 1 {
+			var args []string
+			for _, a := range dep.Spec.Template.Spec.Containers[0].Args[1:] { // after "serve"
+				if name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "="); !slices.Contains(drop, name) {
+					args = append(args, a)
+				}
+			}
+			return args
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the operator did not create the Deployment within 30 s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // record decodes a token's kid and expiry and adds it to the ledger.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ideapool/ideapool/internal/atomicfile"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -200,7 +201,7 @@ func (f *File) advance(ctx context.Context, fallback *keyset.Keyset) (keyset.Key
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return keyset.Keyset{}, false, fmt.Errorf("create keyset directory: %w", err)
 	}
-	unlock, err := lock(ctx, f.path+".lock")
+	unlock, err := atomicfile.Lock(ctx, f.path+".lock")
 	if err != nil {
 		return keyset.Keyset{}, false, err
 	}
@@ -241,7 +242,7 @@ func (f *File) advance(ctx context.Context, fallback *keyset.Keyset) (keyset.Key
 	if err != nil {
 		return keyset.Keyset{}, false, err
 	}
-	if err := writeAtomic(f.path, data); err != nil {
+	if err := atomicfile.Write(f.path, data, 0o600); err != nil {
 		return keyset.Keyset{}, false, fmt.Errorf("write keyset %s: %w", f.path, err)
 	}
 	f.logChanges(next, changes, now)
@@ -334,72 +335,4 @@ func nextRotation(ks keyset.Keyset, now time.Time) (time.Time, bool) {
 		}
 	}
 	return at, !at.IsZero()
-}
-
-// lock takes an exclusive flock on path, waiting until ctx ends.
-func lock(ctx context.Context, path string) (unlock func(), err error) {
-	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open keyset lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			fh.Close()
-			return nil, fmt.Errorf("lock keyset: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			fh.Close()
-			return nil, fmt.Errorf("lock keyset: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return func() {
-		_ = syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
-		fh.Close()
-	}, nil
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, synced, renamed over path, then the directory synced, so a
-// reader sees the old or the new keyset and never a partial one.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
