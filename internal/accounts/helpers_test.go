@@ -18,6 +18,7 @@ import (
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/password"
 	"github.com/ideapool/ideapool/internal/store"
+	"github.com/ideapool/ideapool/internal/store/storetest"
 	"github.com/ideapool/ideapool/internal/token"
 )
 
@@ -135,8 +136,18 @@ var (
 // newFixture is a core on a new SQLite file.
 func newFixture(t testing.TB, opts ...option) *fixture {
 	t.Helper()
-	url := "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db")
-	return newReplica(t, url, &clock{now: t0}, opts...)
+	return newReplica(t, sqliteURL(t), &clock{now: t0}, opts...)
+}
+
+func sqliteURL(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db") }
+
+// backends name a new, empty database of each backend, for the tests of
+// rules that depend on how the store locks and deletes. PostgreSQL needs
+// IDEAPOOL_TEST_POSTGRES_URL (make test, hack/with-postgres.sh) and fails
+// the test without it.
+var backends = map[string]func(t testing.TB) string{
+	"sqlite":   sqliteURL,
+	"postgres": storetest.PostgresURL,
 }
 
 // newReplica is another core on the database at url, as a second replica

@@ -1,17 +1,9 @@
 package store_test
 
 import (
-	"context"
-	"database/sql"
 	"errors"
-	"fmt"
-	"net/url"
-	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 
@@ -19,66 +11,12 @@ import (
 	"github.com/ideapool/ideapool/internal/store/storetest"
 )
 
-const postgresEnv = "IDEAPOOL_TEST_POSTGRES_URL"
+const postgresEnv = storetest.PostgresEnv
 
-var (
-	pgAdminOnce sync.Once
-	pgAdmin     *sql.DB
-	pgSchemaSeq atomic.Int64
-)
+// postgresURL is a new, empty schema for t (storetest.PostgresURL).
+func postgresURL(t *testing.T) string { return storetest.PostgresURL(t) }
 
-// postgresURL creates an empty schema for t, dropped when t ends, and
-// returns a URL whose connections use it. A missing server fails the test:
-// the PostgreSQL backend must not go untested by accident.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	base := requirePostgres(t)
-	pgAdminOnce.Do(func() {
-		var err error
-		pgAdmin, err = sql.Open("pgx", base)
-		if err != nil {
-			t.Fatalf("open %s: %v", postgresEnv, err)
-		}
-		pgAdmin.SetMaxOpenConns(4)
-	})
-
-	schema := fmt.Sprintf("t%d_%d_%s", os.Getpid(), pgSchemaSeq.Add(1),
-		strings.ToLower(strings.NewReplacer("/", "_", " ", "_", ":", "_", ",", "_", "-", "_").Replace(t.Name())))
-	if len(schema) > 63 {
-		schema = schema[:63]
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := pgAdmin.ExecContext(ctx, `CREATE SCHEMA "`+schema+`"`); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := pgAdmin.ExecContext(ctx, `DROP SCHEMA "`+schema+`" CASCADE`); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", postgresEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// requirePostgres returns the server URL from the environment, or fails t.
-func requirePostgres(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv(postgresEnv)
-	if base == "" {
-		t.Fatalf("%s is not set: run `make test` or `hack/with-postgres.sh go test ./...`", postgresEnv)
-	}
-	return base
-}
+func requirePostgres(t *testing.T) string { return storetest.RequirePostgres(t) }
 
 func TestPostgres(t *testing.T) {
 	requirePostgres(t)
