@@ -93,11 +93,13 @@ func (s *Service) signAccess(g *Grant) error {
 	return nil
 }
 
-// IDToken issues an OpenID Connect ID token for the user of g.
+// IDToken issues an OpenID Connect ID token for the user of g. The token
+// of a session an API client started names it in client_id, as its access
+// tokens do, so that a verifier can refuse it.
 func (s *Service) IDToken(ctx context.Context, g Grant) (string, error) {
 	tok, err := s.signer.SignID(token.IDClaims{Subject: g.User.ID, Email: g.User.Email, EmailVerified: false,
-		Name: g.User.Name, Username: g.User.Username, Groups: Groups(g.User.Role), AuthTime: g.AuthTime},
-		s.idAudience, s.Lifetimes().ID)
+		Name: g.User.Name, Username: g.User.Username, Groups: Groups(g.User.Role), AuthTime: g.AuthTime,
+		ClientID: g.ClientID}, s.idAudience, s.Lifetimes().ID)
 	if err != nil {
 		return "", fmt.Errorf("sign ID token: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
 	"github.com/ideapool/ideapool/internal/store"
@@ -307,5 +309,47 @@ func TestClientSessionsCannotManageClients(t *testing.T) {
 	}
 	if err := calls["revoke"](caller(owner)); err != nil {
 		t.Fatalf("revoke from the password session: %v", err)
+	}
+}
+
+// TestIDTokensNameTheClient: the ID token of a session an API client
+// started carries client_id, as its access tokens do, also when its
+// refresh token is used at another dialect; a password session's does not.
+func TestIDTokensNameTheClient(t *testing.T) {
+	f := newFixture(t)
+	owner := f.signup(t, "robots@example.com")
+	id, secret := f.client(t, owner)
+	ctx := accounts.WithDialect(context.Background(), "jsonrpc")
+	byClient, err := f.svc.AuthenticateClient(ctx, id, f.assertion(t, id, secret, time.Minute), issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed, err := f.svc.Refresh(accounts.WithDialect(context.Background(), "v1auth"), byClient.RefreshToken, accounts.RotateRefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		grant accounts.Grant
+		want  string // client_id; "" for none
+	}{
+		"a password session":                  {grant: owner},
+		"a client's session":                  {grant: byClient, want: id},
+		"a client's session, refreshed later": {grant: refreshed, want: id},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tok, err := f.svc.IDToken(ctx, tc.grant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := jwt.MapClaims{}
+			if _, _, err := jwt.NewParser().ParseUnverified(tok, claims); err != nil {
+				t.Fatal(err)
+			}
+			got, present := claims["client_id"]
+			if tc.want == "" && present || tc.want != "" && got != tc.want {
+				t.Fatalf("client_id = %v (present %v), want %q", got, present, tc.want)
+			}
+		})
 	}
 }

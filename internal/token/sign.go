@@ -69,6 +69,9 @@ type IDClaims struct {
 	Groups   []string
 	// AuthTime is when the user authenticated; omitted when zero.
 	AuthTime time.Time
+	// ClientID is the API client that started the session (client_id), as
+	// in AccessClaims; omitted for a session started with a password.
+	ClientID string
 	// Nonce echoes the authentication request's nonce; omitted when empty.
 	Nonce string
 }
@@ -81,6 +84,7 @@ type idPayload struct {
 	IssuedAt      int64    `json:"iat"`
 	AuthTime      int64    `json:"auth_time,omitempty"`
 	Nonce         string   `json:"nonce,omitempty"`
+	ClientID      string   `json:"client_id,omitempty"`
 	Email         string   `json:"email,omitempty"`
 	EmailVerified *bool    `json:"email_verified,omitempty"`
 	Name          string   `json:"name,omitempty"`
@@ -139,7 +143,7 @@ func (m *Manager) SignID(c IDClaims, audience string, ttl time.Duration) (string
 	}
 	p := idPayload{
 		Issuer: m.cfg.Issuer, Subject: c.Subject, Audience: audience,
-		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), Nonce: c.Nonce, Email: c.Email, Name: c.Name,
+		ExpiresAt: exp.Unix(), IssuedAt: iat.Unix(), Nonce: c.Nonce, ClientID: c.ClientID, Email: c.Email, Name: c.Name,
 		Username: c.Username, Groups: c.Groups,
 	}
 	if !c.AuthTime.IsZero() {

@@ -440,6 +440,16 @@ func TestSignID(t *testing.T) {
 	if _, ok := p["sid"]; ok {
 		t.Error("ID token carries sid")
 	}
+	if _, ok := p["client_id"]; ok {
+		t.Error("ID token of a password session carries client_id")
+	}
+	byClient, err := m.SignID(token.IDClaims{Subject: "user-1", ClientID: "c-1"}, "client-1", 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeSegment(t, byClient, 1)["client_id"]; got != "c-1" {
+		t.Errorf("client_id of an API client's session = %v, want c-1", got)
+	}
 	if _, err := m.SignID(token.IDClaims{Subject: "u"}, "", time.Minute); err == nil {
 		t.Error("SignID without audience succeeded")
 	}
