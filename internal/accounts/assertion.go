@@ -63,11 +63,22 @@ const (
 	maxAssertionSize     = 8 << 10
 )
 
+// replicaClockSkew is how far apart the clocks of two replicas may be, and
+// more than a request takes from reading the time to writing with it.
+const replicaClockSkew = time.Minute
+
 // assertionAcceptedUntil is the first instant an assertion expiring at exp
-// is refused: its jti is remembered until then, and no longer needed
-// after. The check and the record both use it, so no moment exists where
-// the assertion is still accepted but its jti forgotten.
+// is refused.
 func assertionAcceptedUntil(exp time.Time) time.Time { return exp.Add(assertionLeeway) }
+
+// assertionRememberedUntil is until when the jti of an assertion expiring
+// at exp is remembered (and after which the cleanup deletes it): for as
+// long as the assertion is accepted, plus replicaClockSkew, so that no
+// replica's cleanup forgets it, and no replay finds it forgotten, while any
+// replica could still accept the assertion.
+func assertionRememberedUntil(exp time.Time) time.Time {
+	return assertionAcceptedUntil(exp).Add(replicaClockSkew)
+}
 
 func refuse(reason AssertionReason, detail string) error {
 	ae := &AssertionError{Reason: reason, Detail: detail}
@@ -99,12 +110,18 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	if c.RevokedAt != nil {
 		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionUnknownClient, "client revoked"))
 	}
-	now := s.now()
-	claims, err := checkAssertion(c, assertion, audience, now)
+	claims, err := checkAssertion(c, assertion, audience, s.now())
 	if err != nil {
 		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, err)
 	}
-	switch err := s.store.UseClientAssertion(ctx, clientID, claims.jti, assertionAcceptedUntil(claims.exp).UTC(), now.UTC()); {
+	// The jti is written with the time of the write, not of the check: an
+	// assertion whose window closed while its signature was checked is
+	// refused, and one still in it meets any earlier use of its jti.
+	at := s.now()
+	if !at.Before(assertionAcceptedUntil(claims.exp)) {
+		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionExpired, "exp has passed"))
+	}
+	switch err := s.store.UseClientAssertion(ctx, clientID, claims.jti, assertionRememberedUntil(claims.exp).UTC(), at.UTC()); {
 	case errors.Is(err, store.ErrConflict):
 		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionReplayed, "jti already used"))
 	case err != nil:

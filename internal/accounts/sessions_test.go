@@ -353,3 +353,66 @@ func TestIDTokensNameTheClient(t *testing.T) {
 		})
 	}
 }
+
+// stallBeforeUse holds the write of a client assertion's jti: the clock
+// moves on by stall (the request stalled) and a cleanup runs, then the
+// write goes on.
+type stallBeforeUse struct {
+	store.Store
+	clock   *clock
+	stall   time.Duration
+	cleanup func() error
+}
+
+func (s stallBeforeUse) UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error {
+	s.clock.Advance(s.stall)
+	if err := s.cleanup(); err != nil {
+		return err
+	}
+	return s.Store.UseClientAssertion(ctx, clientID, jti, expiresAt, now)
+}
+
+// TestAssertionReplayAcrossCleanups: a replayed client assertion is
+// refused however the cleanup, on this replica or one whose clock runs
+// ahead, falls between its check and its write.
+func TestAssertionReplayAcrossCleanups(t *testing.T) {
+	// The assertion expires a minute after the first use and is accepted
+	// for 5 s more; every replay comes 4 s into those 5.
+	tests := map[string]func(t *testing.T, f *fixture) *fixture{ // the replica the replay reaches
+		"the replay stalls past the window while a cleanup runs": func(t *testing.T, f *fixture) *fixture {
+			return newReplica(t, f.url, f.clock, withStore(func(s store.Store) accounts.Store {
+				return stallBeforeUse{Store: s, clock: f.clock, stall: 2 * time.Second, cleanup: func() error {
+					_, err := f.svc.Cleanup(context.Background())
+					return err
+				}}
+			}))
+		},
+		"a replica whose clock runs 30 s ahead cleaned up": func(t *testing.T, f *fixture) *fixture {
+			ahead := newReplica(t, f.url, &clock{now: f.clock.Now().Add(30 * time.Second)})
+			if _, err := ahead.svc.Cleanup(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			return f
+		},
+	}
+	for backend, newURL := range backends {
+		for name, replica := range tests {
+			t.Run(backend+"/"+name, func(t *testing.T) {
+				f := newReplica(t, newURL(t), &clock{now: t0})
+				owner := f.signup(t, "robots@example.com")
+				id, secret := f.client(t, owner)
+				ctx := accounts.WithDialect(context.Background(), "jsonrpc")
+				a := f.assertion(t, id, secret, time.Minute)
+				if _, err := f.svc.AuthenticateClient(ctx, id, a, issuer); err != nil {
+					t.Fatalf("first use: %v", err)
+				}
+				f.clock.Advance(time.Minute + 4*time.Second)
+				_, err := replica(t, f).svc.AuthenticateClient(ctx, id, a, issuer)
+				var ae *accounts.AssertionError
+				if !errors.As(err, &ae) || ae.Reason != accounts.AssertionReplayed {
+					t.Fatalf("replay: %v, want replayed", err)
+				}
+			})
+		}
+	}
+}

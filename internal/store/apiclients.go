@@ -107,7 +107,8 @@ func (s *sqlStore) RevokeAPIClient(ctx context.Context, userID, id string, at ti
 // errAssertionUsed is the conflict of presenting one client assertion twice.
 var errAssertionUsed = fmt.Errorf("client assertion already used: %w", ErrConflict)
 
-// UseClientAssertion records (clientID, jti) until expiresAt.
+// UseClientAssertion records (clientID, jti) until expiresAt; now is the
+// time of the write, which the caller reads just before it.
 //
 // The upsert is the whole race: of concurrent inserts of one key, the
 // database lets one in and makes the others see its row, which they may

@@ -217,8 +217,9 @@ type Store interface {
 	RevokeAPIClient(ctx context.Context, userID, id string, at time.Time) (revokedSessions int, err error)
 	// UseClientAssertion records jti for clientID until expiresAt. It returns
 	// ErrConflict when the same (clientID, jti) was already used and has not
-	// yet expired at now (expired means expiresAt <= now). Of concurrent
-	// calls with one (clientID, jti), exactly one succeeds.
+	// yet expired at now (expired means expiresAt <= now), where now is the
+	// time the record is written. Of concurrent calls with one (clientID,
+	// jti), exactly one succeeds.
 	UseClientAssertion(ctx context.Context, clientID, jti string, expiresAt, now time.Time) error
 	// DeleteClientAssertions deletes at most limit records that expired at
 	// or before now, in one transaction, and returns how many.
