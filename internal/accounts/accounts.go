@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -328,7 +329,7 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 	}
 	limits := []int{s.throttle.MaxFailures}
 	if addr := clientAddrOf(ctx); addr != "" {
-		keys, limits = append(keys, "addr:"+addr), append(limits, s.throttle.MaxPerAddr)
+		keys, limits = append(keys, "addr:"+throttleAddr(addr)), append(limits, s.throttle.MaxPerAddr)
 	}
 	now := s.now()
 	// The attempt counts as a failure under every key before its password
@@ -428,6 +429,26 @@ func (s *Service) checkThrottle(ctx context.Context, key string, limit int, now 
 	e := apperr.New(apperr.TooManyRequests, "too many failed logins for "+what+"; try again later")
 	e.RetryAfter = time.Duration(math.Ceil(max(wait, time.Second).Seconds())) * time.Second
 	return e
+}
+
+// throttleAddr is a client address as the per-address limit counts it:
+// an IPv6 address by its /64, the network a client commonly has to itself
+// (its hosts may pick any address in it, one per attempt); an IPv4 address,
+// or an IPv4-mapped IPv6 one, whole. What is no address counts as it is.
+func throttleAddr(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // Logout ends the session of refresh if it belongs to userID. Like RFC 7009

@@ -34,6 +34,11 @@ func TestThrottle(t *testing.T) {
 		"100 failures lock the address":    {failures: 100, login: names, from: same(addr), thenFrom: addr, want: apperr.TooManyRequests, after: 15*time.Minute + time.Second},
 		"another address is not locked":    {failures: 100, login: names, from: same(addr), thenFrom: "198.51.100.9"},
 		"99 failures leave the address be": {failures: 99, login: names, from: same(addr), thenFrom: addr},
+		// A client with an IPv6 /64 has every address in it.
+		"100 failures from one /64 lock all of it": {failures: 100, login: names, from: inOne64, thenFrom: "2001:db8:1:2::ffff",
+			want: apperr.TooManyRequests, after: 15*time.Minute + time.Second},
+		"the next /64 is not locked":                 {failures: 100, login: names, from: inOne64, thenFrom: "2001:db8:1:3::1"},
+		"an IPv4-mapped address is its IPv4 address": {failures: 100, login: names, from: same("::ffff:" + addr), thenFrom: addr, want: apperr.TooManyRequests},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -295,6 +300,9 @@ func mustUser(t testing.TB, f *fixture, login string) store.User {
 }
 
 func same(s string) func(int) string { return func(int) string { return s } }
+
+// inOne64 gives each attempt another address of one IPv6 /64.
+func inOne64(i int) string { return fmt.Sprintf("2001:db8:1:2:%x::%x", i, i+1) }
 
 // spread gives each attempt another address.
 func spread(i int) string { return fmt.Sprintf("198.51.100.%d", 10+i) }

@@ -58,3 +58,26 @@ func TestDecideRefresh(t *testing.T) {
 		})
 	}
 }
+
+func TestThrottleAddr(t *testing.T) {
+	tests := map[string]struct {
+		addr, want string
+	}{
+		"IPv4 whole":                           {addr: "192.0.2.7", want: "192.0.2.7"},
+		"IPv4-mapped IPv6 is the IPv4":         {addr: "::ffff:192.0.2.7", want: "192.0.2.7"},
+		"IPv6 by its /64":                      {addr: "2001:db8:1:2:aaaa:bbbb:cccc:dddd", want: "2001:db8:1:2::/64"},
+		"another host of the same /64":         {addr: "2001:db8:1:2::1", want: "2001:db8:1:2::/64"},
+		"the next /64":                         {addr: "2001:db8:1:3::1", want: "2001:db8:1:3::/64"},
+		"a zone is no part of it":              {addr: "fe80::1%eth0", want: "fe80::/64"},
+		"loopback":                             {addr: "::1", want: "::/64"},
+		"not an address counts as it is":       {addr: "pipe", want: "pipe"},
+		"an address with a port is no address": {addr: "192.0.2.7:80", want: "192.0.2.7:80"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := throttleAddr(tc.addr); got != tc.want {
+				t.Fatalf("throttleAddr(%q) = %q, want %q", tc.addr, got, tc.want)
+			}
+		})
+	}
+}
