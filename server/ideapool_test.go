@@ -411,12 +411,12 @@ type disableDuring struct {
 	store.Store
 }
 
-func (d disableDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken) error {
+func (d disableDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken, role store.Role) error {
 	at := time.Now().UTC()
 	if _, err := d.UpdateUser(ctx, s.UserID, store.UserUpdate{DisabledAt: &at, RevokeSessionsAt: &at}); err != nil {
 		return err
 	}
-	return d.Store.CreateSession(ctx, s, rt)
+	return d.Store.CreateSession(ctx, s, rt, role)
 }
 
 // TestDisableDuringLogin: an account disabled while its login is checked

@@ -63,13 +63,13 @@ func TestAssertionReplayWithinLeeway(t *testing.T) {
 // user.Authenticate is being checked.
 type revokeClientDuring struct{ store.Store }
 
-func (r revokeClientDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken) error {
+func (r revokeClientDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken, role store.Role) error {
 	if s.ClientID != "" {
 		if _, err := r.RevokeAPIClient(ctx, s.UserID, s.ClientID, time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)); err != nil {
 			return err
 		}
 	}
-	return r.Store.CreateSession(ctx, s, rt)
+	return r.Store.CreateSession(ctx, s, rt, role)
 }
 
 // TestClientRevokedDuringAuthentication: once DELETE /api-clients/:id has

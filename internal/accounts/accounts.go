@@ -31,7 +31,7 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (store.User, error)
 	UserByLogin(ctx context.Context, login string) (store.User, error)
 	UpdateUser(ctx context.Context, id string, u store.UserUpdate) (int, error)
-	CreateSession(ctx context.Context, s store.Session, t store.RefreshToken) error
+	CreateSession(ctx context.Context, s store.Session, t store.RefreshToken, role store.Role) error
 	RefreshTokenByHash(ctx context.Context, hash []byte) (store.RefreshToken, store.Session, error)
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, at, accessExpiresAt time.Time) error
 	ExtendSessionAccess(ctx context.Context, id string, accessExpiresAt time.Time) error
@@ -249,7 +249,7 @@ func (s *Service) Signup(ctx context.Context, r SignupRequest) (Grant, error) {
 	if err != nil {
 		return Grant{}, err
 	}
-	g, err := s.startSession(ctx, u, "")
+	g, err := s.beginSession(ctx, u, "")
 	if err != nil {
 		return Grant{}, err
 	}
@@ -375,7 +375,7 @@ func (s *Service) Login(ctx context.Context, login, pw string) (Grant, error) {
 		return Grant{}, fmt.Errorf("login: %w", err)
 	}
 	s.forgetAttempt(ctx, keys[1:], attempt)
-	g, err := s.startSession(ctx, u, "")
+	g, err := s.beginSession(ctx, u, "")
 	if errors.Is(err, store.ErrRevoked) {
 		return Grant{}, s.failed(ctx, failDisabled, u.ID) // disabled while its password was checked
 	}

@@ -134,7 +134,7 @@ func (s *Service) AuthenticateClient(ctx context.Context, clientID, assertion, a
 	if u.DisabledAt != nil {
 		return Grant{}, s.clientFailed(ctx, clientID, c.UserID, refuse(AssertionUnknownClient, "the client's owner is disabled"))
 	}
-	g, err := s.startSession(ctx, u, clientID)
+	g, err := s.beginSession(ctx, u, clientID)
 	if errors.Is(err, store.ErrRevoked) {
 		// The client was revoked, or its owner disabled, while the
 		// assertion was being checked.

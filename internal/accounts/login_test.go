@@ -174,12 +174,12 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 // login is being checked.
 type disableDuringLogin struct{ store.Store }
 
-func (d disableDuringLogin) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken) error {
+func (d disableDuringLogin) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken, role store.Role) error {
 	at := t0
 	if _, err := d.UpdateUser(ctx, s.UserID, store.UserUpdate{DisabledAt: &at, RevokeSessionsAt: &at}); err != nil {
 		return err
 	}
-	return d.Store.CreateSession(ctx, s, rt)
+	return d.Store.CreateSession(ctx, s, rt, role)
 }
 
 func TestDisableDuringLogin(t *testing.T) {
@@ -193,6 +193,103 @@ func TestDisableDuringLogin(t *testing.T) {
 	n, err := f.db.UpdateUser(context.Background(), mustUser(t, f, "late").ID, store.UserUpdate{RevokeSessionsAt: &t0})
 	if err != nil || n != 0 {
 		t.Fatalf("live sessions of the disabled account: %d (%v), want none", n, err)
+	}
+}
+
+// changeRoleDuringLogin gives the account another role (as `ideapool
+// users set-role` does: the change and the revocation of its sessions in
+// one transaction) right before each of the first `times` sessions is
+// created: the change lands while the login is being checked.
+type changeRoleDuringLogin struct {
+	store.Store
+	mu    *sync.Mutex
+	times *int
+}
+
+func (c changeRoleDuringLogin) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken, role store.Role) error {
+	c.mu.Lock()
+	change := *c.times > 0
+	*c.times--
+	c.mu.Unlock()
+	if change {
+		u, err := c.UserByID(ctx, s.UserID)
+		if err != nil {
+			return err
+		}
+		other := map[store.Role]store.Role{store.RoleAdmin: store.RoleMember, store.RoleMember: store.RoleAdmin}[u.Role]
+		if _, err := c.UpdateUser(ctx, s.UserID, store.UserUpdate{Role: other, RevokeSessionsAt: &t0}); err != nil {
+			return err
+		}
+	}
+	return c.Store.CreateSession(ctx, s, rt, role)
+}
+
+// TestRoleChangeDuringLogin: a login or a client authentication that a
+// role change overtakes gets a session of the new role, or fails cleanly
+// when the role changes again at once; never a live session whose tokens
+// carry the old role. On both backends: PostgreSQL checks the role under
+// the lock the change takes.
+func TestRoleChangeDuringLogin(t *testing.T) {
+	tests := map[string]struct {
+		changes  int         // role changes that land during the login
+		want     apperr.Code // "" for a session
+		wantRole store.Role  // of its tokens
+	}{
+		"demoted once: a session of the new role": {changes: 1, wantRole: store.RoleMember},
+		"changed twice: refused, try again":       {changes: 2, want: apperr.Unavailable},
+	}
+	methods := map[string]func(t *testing.T, f, racy *fixture, owner accounts.Grant) (accounts.Grant, error){
+		"password": func(t *testing.T, _, racy *fixture, _ accounts.Grant) (accounts.Grant, error) {
+			return racy.svc.Login(request(addr), "boss", password1)
+		},
+		"client assertion": func(t *testing.T, f, racy *fixture, owner accounts.Grant) (accounts.Grant, error) {
+			id, secret := f.client(t, owner)
+			return racy.svc.AuthenticateClient(context.Background(), id, f.assertion(t, id, secret, time.Minute), issuer)
+		},
+	}
+	for backend, newURL := range backends {
+		for method, login := range methods {
+			for name, tc := range tests {
+				t.Run(backend+"/"+method+"/"+name, func(t *testing.T) {
+					f := newReplica(t, newURL(t), &clock{now: t0})
+					owner := signupWith(t, f, "boss@example.com", "boss")
+					if _, _, err := f.svc.SetRole(context.Background(), "boss", store.RoleAdmin); err != nil {
+						t.Fatal(err)
+					}
+					times := tc.changes
+					racy := newReplica(t, f.url, f.clock, withStore(func(s store.Store) accounts.Store {
+						return changeRoleDuringLogin{Store: s, mu: &sync.Mutex{}, times: &times}
+					}))
+					g, err := login(t, f, racy, owner)
+					if got := codeOrEmpty(err); got != tc.want {
+						t.Fatalf("login overtaken by %d role changes: %v, want %q", tc.changes, err, tc.want)
+					}
+					current := mustUser(t, f, "boss").Role
+					if err == nil {
+						c, err := f.tokens.VerifyAccess(g.AccessToken)
+						if err != nil || fmt.Sprint(c.Groups) != fmt.Sprint(accounts.Groups(tc.wantRole)) || current != tc.wantRole {
+							t.Fatalf("groups %v (%v) while the role is %d; want those of role %d", c.Groups, err, current, tc.wantRole)
+						}
+						if !f.accessOK(g.AccessToken) {
+							t.Fatalf("the session of the new role is not live")
+						}
+						if _, err := f.svc.Refresh(request(addr), g.RefreshToken, accounts.KeepRefreshToken); err != nil {
+							t.Fatalf("refresh of the session of the new role: %v", err)
+						}
+					}
+					// Every session left live carries the role the user has now:
+					// revoke them all, and count those of the new grant only.
+					live := 0
+					if err == nil {
+						live = 1
+					}
+					n, err := f.db.UpdateUser(context.Background(), owner.User.ID, store.UserUpdate{RevokeSessionsAt: &t0})
+					if err != nil || n != live {
+						t.Fatalf("live sessions after the login: %d (%v), want %d", n, err, live)
+					}
+				})
+			}
+		}
 	}
 }
 

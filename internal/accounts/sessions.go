@@ -45,10 +45,45 @@ func Groups(r store.Role) []string {
 	return []string{"member"}
 }
 
+// beginSession starts a session for u, which the caller read before it
+// checked u's password or client. Should u's role have changed since (the
+// tokens, signed with the old role, would carry it in groups), the store
+// refuses the session; then u is read again and the session started once
+// more with the role u has now, without checking the password again
+// (unless it changed too). A second change in that moment fails cleanly,
+// as Unavailable: the client signs in again. store.ErrRevoked: u was
+// disabled, or the client revoked, since the caller read them.
+func (s *Service) beginSession(ctx context.Context, u store.User, clientID string) (Grant, error) {
+	g, err := s.startSession(ctx, u, clientID)
+	if !errors.Is(err, store.ErrStale) {
+		return g, err
+	}
+	fresh, err := s.store.UserByID(ctx, u.ID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("start session: reload user: %w", err)
+	}
+	switch {
+	case fresh.DisabledAt != nil:
+		return Grant{}, fmt.Errorf("start session: %w", store.ErrRevoked)
+	case fresh.PasswordHash != u.PasswordHash:
+		return Grant{}, accountChanged()
+	}
+	g, err = s.startSession(ctx, fresh, clientID)
+	if errors.Is(err, store.ErrStale) {
+		return Grant{}, accountChanged()
+	}
+	return g, err
+}
+
+func accountChanged() error {
+	return apperr.New(apperr.Unavailable, "the account changed while signing in; sign in again")
+}
+
 // startSession starts a session for u; clientID is set when an API client
 // authenticated on the user's behalf. It is store.ErrRevoked when the user
-// was disabled, or the client revoked, since the caller read them: the
-// store checks both in the transaction that creates the session.
+// was disabled, or the client revoked, and store.ErrStale when the user's
+// role changed, since the caller read them: the store checks all three in
+// the transaction that creates the session.
 func (s *Service) startSession(ctx context.Context, u store.User, clientID string) (Grant, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	lt := s.Lifetimes()
@@ -72,7 +107,7 @@ func (s *Service) startSession(ctx context.Context, u store.User, clientID strin
 	}
 	sess := store.Session{ID: sid, UserID: u.ID, ClientID: clientID, Secret: secret,
 		AuthTime: now, CreatedAt: now, ExpiresAt: g.RefreshExpiresAt, AccessExpiresAt: g.AccessExpiresAt}
-	if err := s.store.CreateSession(ctx, sess, store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now}); err != nil {
+	if err := s.store.CreateSession(ctx, sess, store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now}, u.Role); err != nil {
 		return Grant{}, fmt.Errorf("start session: %w", err)
 	}
 	s.obs.TokenIssued(DialectOf(ctx), KindAccess)

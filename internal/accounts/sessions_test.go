@@ -211,13 +211,13 @@ func (r revokeDuring) revoke(ctx context.Context) error {
 	return err
 }
 
-func (r revokeDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken) error {
+func (r revokeDuring) CreateSession(ctx context.Context, s store.Session, rt store.RefreshToken, role store.Role) error {
 	if r.onCreate && s.ClientID == r.clientID {
 		if err := r.revoke(ctx); err != nil {
 			return err
 		}
 	}
-	return r.Store.CreateSession(ctx, s, rt)
+	return r.Store.CreateSession(ctx, s, rt, role)
 }
 
 func (r revokeDuring) RotateRefreshToken(ctx context.Context, old []byte, next store.RefreshToken, at, access time.Time) error {

@@ -17,14 +17,17 @@ var errAlreadyRotated = fmt.Errorf("refresh token already rotated: %w", ErrConfl
 // t.SessionID may be left empty; otherwise it must be s.ID. An empty secret
 // is refused: it marks the sessions older than secrets.
 //
-// The user (and the client) are read under a shared row lock: a disable or
-// a client revocation, which updates that row before it revokes sessions,
-// either commits first and is seen here, or waits for this transaction and
-// then revokes the session it created. (SQLite runs one write transaction
-// at a time, so there the read alone is enough.)
-func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshToken) error {
+// The user (and the client) are read under a shared row lock: a disable, a
+// role change or a client revocation, which updates that row before it
+// revokes sessions, either commits first and is seen here, or waits for
+// this transaction and then revokes the session it created. (SQLite runs
+// one write transaction at a time, so there the read alone is enough.)
+func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshToken, role Role) error {
 	if len(sess.Secret) == 0 {
 		return errors.New("create session: empty secret")
+	}
+	if role == 0 {
+		return errors.New("create session: no role")
 	}
 	if t.SessionID == "" {
 		t.SessionID = sess.ID
@@ -33,8 +36,11 @@ func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshTok
 		return errors.New("create session: refresh token names another session")
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var ended sql.NullInt64
-		err := tx.QueryRowContext(ctx, s.d.bind("SELECT disabled_at FROM users WHERE id = ?"+s.d.forShare), sess.UserID).Scan(&ended)
+		var (
+			ended   sql.NullInt64
+			current Role
+		)
+		err := tx.QueryRowContext(ctx, s.d.bind("SELECT disabled_at, role FROM users WHERE id = ?"+s.d.forShare), sess.UserID).Scan(&ended, &current)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errForeignKey
 		}
@@ -43,6 +49,9 @@ func (s *sqlStore) CreateSession(ctx context.Context, sess Session, t RefreshTok
 		}
 		if ended.Valid {
 			return errUserDisabled
+		}
+		if current != role {
+			return errRoleChanged
 		}
 		if sess.ClientID != "" {
 			err := tx.QueryRowContext(ctx, s.d.bind("SELECT revoked_at FROM api_clients WHERE id = ?"+s.d.forShare), sess.ClientID).Scan(&ended)
@@ -77,6 +86,7 @@ var (
 	errUserDisabled   = fmt.Errorf("user disabled: %w", ErrRevoked)
 	errClientRevoked  = fmt.Errorf("api client revoked: %w", ErrRevoked)
 	errSessionRevoked = fmt.Errorf("session revoked: %w", ErrRevoked)
+	errRoleChanged    = fmt.Errorf("the user's role changed: %w", ErrStale)
 )
 
 func (s *sqlStore) insertRefreshToken(ctx context.Context, tx *sql.Tx, t RefreshToken) error {

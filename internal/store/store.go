@@ -29,6 +29,10 @@ var (
 	// revoked. The check and the write are one transaction, so a
 	// revocation that commits first is always seen.
 	ErrRevoked = errors.New("revoked")
+	// ErrStale means a write was refused because what the caller read
+	// before it has changed since: a session signed with the role its user
+	// no longer has. Read again and decide anew.
+	ErrStale = errors.New("stale")
 )
 
 // ConflictError names the unique field that was already taken ("email",
@@ -157,12 +161,14 @@ type Store interface {
 	UpdateUser(ctx context.Context, id string, u UserUpdate) (revoked int, err error)
 
 	// CreateSession inserts s together with its first refresh token,
-	// atomically. s.Secret must not be empty; an s.UserID or s.ClientID
-	// naming no record is ErrNotFound. A disabled user or a revoked client
-	// is ErrRevoked, checked in the same transaction under a lock that a
-	// concurrent disable or client revocation waits for: a session is never
-	// created that such a revocation misses.
-	CreateSession(ctx context.Context, s Session, t RefreshToken) error
+	// atomically. role is the user's role that the session's first tokens
+	// were signed with. s.Secret must not be empty; an s.UserID or
+	// s.ClientID naming no record is ErrNotFound. A disabled user or a
+	// revoked client is ErrRevoked, and a user whose role is no longer role
+	// is ErrStale, checked in the same transaction under a lock that a
+	// concurrent disable, role change or client revocation waits for: a
+	// session is never created that such a change misses.
+	CreateSession(ctx context.Context, s Session, t RefreshToken, role Role) error
 	// RefreshTokenByHash returns the token and its session, Secret and
 	// ClientID included.
 	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, Session, error)

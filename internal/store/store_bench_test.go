@@ -199,7 +199,7 @@ func benchSession(b *testing.B, s store.Store, userID, id string) []byte {
 	hash := sha256.Sum256([]byte("rt " + id))
 	sess := store.Session{ID: id, UserID: userID, AuthTime: benchBase, Secret: secret[:],
 		CreatedAt: benchBase, ExpiresAt: benchBase.Add(720 * time.Hour)}
-	if err := s.CreateSession(context.Background(), sess, store.RefreshToken{Hash: hash[:], SessionID: id, CreatedAt: benchBase}); err != nil {
+	if err := s.CreateSession(context.Background(), sess, store.RefreshToken{Hash: hash[:], SessionID: id, CreatedAt: benchBase}, store.RoleMember); err != nil {
 		b.Fatalf("CreateSession: %v", err)
 	}
 	return hash[:]

@@ -81,7 +81,7 @@ func testOpen(t *testing.T, newURL func(t *testing.T) string) {
 			t.Fatalf("CreateAPIClient after upgrade: %v", err)
 		}
 		next := store.Session{ID: "s-new", UserID: "u1", Secret: c.Secret, ClientID: c.ID, AuthTime: created, CreatedAt: created, ExpiresAt: created.Add(time.Hour)}
-		if err := s.CreateSession(ctx, next, store.RefreshToken{Hash: []byte("rt-new"), CreatedAt: created}); err != nil {
+		if err := s.CreateSession(ctx, next, store.RefreshToken{Hash: []byte("rt-new"), CreatedAt: created}, store.RoleMember); err != nil {
 			t.Fatalf("CreateSession after upgrade: %v", err)
 		}
 		if _, got, err := s.RefreshTokenByHash(ctx, []byte("rt-new")); err != nil || !reflect.DeepEqual(got, next) {

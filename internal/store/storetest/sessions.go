@@ -31,7 +31,7 @@ func newToken(hash, sessionID string, created time.Time) store.RefreshToken {
 
 func mustCreateSession(t *testing.T, s store.Store, sess store.Session, rt store.RefreshToken) {
 	t.Helper()
-	if err := s.CreateSession(t.Context(), sess, rt); err != nil {
+	if err := s.CreateSession(t.Context(), sess, rt, store.RoleMember); err != nil {
 		t.Fatalf("CreateSession(%s): %v", sess.ID, err)
 	}
 }
@@ -57,7 +57,7 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("unknown user is not found and stores nothing", func(t *testing.T) {
 		ctx, s := fresh(t, open)
 		sess, rt := newSession("s1", "user-nobody", time.Hour)
-		wantErr(t, "CreateSession", s.CreateSession(ctx, sess, rt), store.ErrNotFound)
+		wantErr(t, "CreateSession", s.CreateSession(ctx, sess, rt, store.RoleMember), store.ErrNotFound)
 		_, _, err := s.RefreshTokenByHash(ctx, rt.Hash)
 		wantErr(t, "RefreshTokenByHash", err, store.ErrNotFound)
 	})
@@ -82,7 +82,7 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		for name, tc := range tests {
 			sess, rt := newSession(name, u.ID, time.Hour)
 			sess.ClientID, sess.Secret = tc.clientID, tc.secret
-			err := s.CreateSession(ctx, sess, rt)
+			err := s.CreateSession(ctx, sess, rt, store.RoleMember)
 			if tc.anyErr {
 				if err == nil {
 					t.Fatalf("%s: CreateSession succeeded, want an error", name)
@@ -106,7 +106,7 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		mustCreateSession(t, s, sess, rt)
 		// The token insert fails (hash taken), so the session must not exist.
 		sess2, _ := newSession("s2", u.ID, time.Hour)
-		err := s.CreateSession(ctx, sess2, newToken("rt-s1", "s2", base))
+		err := s.CreateSession(ctx, sess2, newToken("rt-s1", "s2", base), store.RoleMember)
 		wantErr(t, "CreateSession", err, store.ErrConflict)
 		wantErr(t, "RevokeSession s2", s.RevokeSession(ctx, "s2", base), store.ErrNotFound)
 	})
@@ -251,18 +251,26 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "UpdateUser", err, nil)
 		tests := map[string]struct {
 			userID, clientID string
+			role             store.Role // the role the session was signed with; 0: member
 			wantErr          error
 		}{
-			"live user":                 {userID: ann.ID},
-			"live client":               {userID: ann.ID, clientID: live.ID},
-			"disabled user":             {userID: off.ID, wantErr: store.ErrRevoked},
-			"revoked client":            {userID: ann.ID, clientID: gone.ID, wantErr: store.ErrRevoked},
-			"disabled user, any client": {userID: off.ID, clientID: live.ID, wantErr: store.ErrRevoked},
+			"live user":                       {userID: ann.ID},
+			"live client":                     {userID: ann.ID, clientID: live.ID},
+			"disabled user":                   {userID: off.ID, wantErr: store.ErrRevoked},
+			"revoked client":                  {userID: ann.ID, clientID: gone.ID, wantErr: store.ErrRevoked},
+			"disabled user, any client":       {userID: off.ID, clientID: live.ID, wantErr: store.ErrRevoked},
+			"a role the user does not have":   {userID: ann.ID, role: store.RoleAdmin, wantErr: store.ErrStale},
+			"of a client, another role":       {userID: ann.ID, clientID: live.ID, role: store.RoleAdmin, wantErr: store.ErrStale},
+			"disabled user, another role too": {userID: off.ID, role: store.RoleAdmin, wantErr: store.ErrRevoked},
 		}
 		for name, tc := range tests {
 			sess, rt := newSession(name, tc.userID, time.Hour)
 			sess.ClientID = tc.clientID
-			wantErr(t, name, s.CreateSession(ctx, sess, rt), tc.wantErr)
+			role := tc.role
+			if role == 0 {
+				role = store.RoleMember
+			}
+			wantErr(t, name, s.CreateSession(ctx, sess, rt, role), tc.wantErr)
 			_, _, err := s.RefreshTokenByHash(ctx, rt.Hash)
 			if tc.wantErr != nil {
 				wantErr(t, name+": nothing stored", err, store.ErrNotFound)
@@ -272,19 +280,27 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
-	// Sessions created while their client is revoked or their user
-	// disabled: whichever commits first, no live session is left.
-	revocations := map[string]func(ctx context.Context, s store.Store, userID, clientID string) error{
-		"client revoked": func(ctx context.Context, s store.Store, userID, clientID string) error {
+	// Sessions created while their client is revoked, their user disabled
+	// or given another role: whichever commits first, no live session of
+	// what ended is left, and the others are refused with refusal.
+	revocations := map[string]struct {
+		revoke  func(ctx context.Context, s store.Store, userID, clientID string) error
+		refusal error
+	}{
+		"client revoked": {func(ctx context.Context, s store.Store, userID, clientID string) error {
 			_, err := s.RevokeAPIClient(ctx, userID, clientID, at(time.Second))
 			return err
-		},
-		"user disabled": func(ctx context.Context, s store.Store, userID, _ string) error {
+		}, store.ErrRevoked},
+		"user disabled": {func(ctx context.Context, s store.Store, userID, _ string) error {
 			_, err := s.UpdateUser(ctx, userID, store.UserUpdate{DisabledAt: ptr(at(time.Second)), RevokeSessionsAt: ptr(at(time.Second))})
 			return err
-		},
+		}, store.ErrRevoked},
+		"role changed": {func(ctx context.Context, s store.Store, userID, _ string) error {
+			_, err := s.UpdateUser(ctx, userID, store.UserUpdate{Role: store.RoleAdmin, RevokeSessionsAt: ptr(at(time.Second))})
+			return err
+		}, store.ErrStale},
 	}
-	for name, revoke := range revocations {
+	for name, rv := range revocations {
 		t.Run("concurrent creation and revocation: no live session/"+name, func(t *testing.T) {
 			ctx, s := fresh(t, open)
 			u := mustCreateUser(t, s, newUser("ann"))
@@ -296,16 +312,16 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 				wg.Go(func() {
 					sess, rt := newSession(fmt.Sprintf("s%d", i), u.ID, time.Hour)
 					sess.ClientID = c.ID
-					errs[i] = s.CreateSession(ctx, sess, rt)
+					errs[i] = s.CreateSession(ctx, sess, rt, store.RoleMember)
 				})
 				if i == n/2 {
-					wg.Go(func() { wantErr(t, "revoke", revoke(ctx, s, u.ID, c.ID), nil) })
+					wg.Go(func() { wantErr(t, "revoke", rv.revoke(ctx, s, u.ID, c.ID), nil) })
 				}
 			}
 			wg.Wait()
 			for i, err := range errs {
 				if err != nil {
-					wantErr(t, fmt.Sprintf("create %d", i), err, store.ErrRevoked)
+					wantErr(t, fmt.Sprintf("create %d", i), err, rv.refusal)
 					continue
 				}
 				_, sess, err := s.RefreshTokenByHash(ctx, []byte(fmt.Sprintf("rt-s%d", i)))
