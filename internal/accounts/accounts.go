@@ -33,6 +33,7 @@ type Store interface {
 	UpdateUser(ctx context.Context, id string, u store.UserUpdate) (int, error)
 	CreateSession(ctx context.Context, s store.Session, t store.RefreshToken, role store.Role) error
 	RefreshTokenByHash(ctx context.Context, hash []byte) (store.RefreshToken, store.Session, error)
+	SessionByID(ctx context.Context, id string) (store.Session, error)
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next store.RefreshToken, at, accessExpiresAt time.Time) error
 	ExtendSessionAccess(ctx context.Context, id string, accessExpiresAt time.Time) error
 	RevokeSession(ctx context.Context, id string, at time.Time) error
@@ -458,7 +459,8 @@ func (s *Service) Logout(ctx context.Context, userID, refresh string) error {
 	if refresh == "" {
 		return apperr.InvalidFields(map[string]string{"refresh_token": "is required"})
 	}
-	_, sess, err := s.store.RefreshTokenByHash(ctx, HashRefreshToken(refresh))
+	// A token of the session rotated out long ago names it too.
+	_, sess, _, err := s.findRefresh(ctx, refresh)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -49,6 +49,21 @@ func TestDecideRefresh(t *testing.T) {
 		"disabled account presenting a rotated-out token": {facts: with(func(f *refreshFacts) {
 			f.userDisabled, f.rotatedAt = true, ago(time.Hour)
 		}), want: refreshInvalid},
+		// A token of the session whose row is gone was rotated out and
+		// replaced again: reuse, however old it is.
+		"a token of the session whose row is gone": {facts: with(func(f *refreshFacts) { f.forgotten = true }), want: refreshReuse},
+		"whose row is gone, at a keeping dialect": {facts: with(func(f *refreshFacts) {
+			f.forgotten, f.rotate = true, KeepRefreshToken
+		}), want: refreshReuse},
+		"whose row is gone, of a revoked session": {facts: with(func(f *refreshFacts) {
+			f.forgotten, f.sessionRevoked = true, true
+		}), want: refreshInvalid},
+		"whose row is gone, of an expired session": {facts: with(func(f *refreshFacts) {
+			f.forgotten, f.sessionExpires = true, now
+		}), want: refreshExpired},
+		"whose row is gone, of a disabled account": {facts: with(func(f *refreshFacts) {
+			f.forgotten, f.userDisabled = true, true
+		}), want: refreshInvalid},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ideapool/ideapool/internal/apperr"
@@ -95,19 +96,22 @@ func (s *Service) startSession(ctx context.Context, u store.User, clientID strin
 	if _, err := io.ReadFull(s.rand, secret); err != nil {
 		return Grant{}, fmt.Errorf("read session secret: %w", err)
 	}
-	refresh, err := randid.Secret(s.rand, 256)
+	body, err := randid.Secret(s.rand, 256)
 	if err != nil {
 		return Grant{}, err
 	}
-	g := Grant{User: u, SessionID: sid, ClientID: clientID, AuthTime: now, RefreshToken: refresh, RefreshExpiresAt: now.Add(lt.Refresh)}
+	sess := store.Session{ID: sid, UserID: u.ID, ClientID: clientID, Secret: secret,
+		AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(lt.Refresh)}
+	refresh := namedToken(sess, body)
+	g := Grant{User: u, SessionID: sid, ClientID: clientID, AuthTime: now, RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}
 	// The access token is signed first so that the session records its
 	// exact expiry; it is handed out only once the session exists.
 	if err := s.signAccess(&g); err != nil {
 		return Grant{}, err
 	}
-	sess := store.Session{ID: sid, UserID: u.ID, ClientID: clientID, Secret: secret,
-		AuthTime: now, CreatedAt: now, ExpiresAt: g.RefreshExpiresAt, AccessExpiresAt: g.AccessExpiresAt}
-	if err := s.store.CreateSession(ctx, sess, store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now}, u.Role); err != nil {
+	sess.AccessExpiresAt = g.AccessExpiresAt
+	first := store.RefreshToken{Hash: HashRefreshToken(refresh), SessionID: sid, CreatedAt: now, Disposable: true}
+	if err := s.store.CreateSession(ctx, sess, first, u.Role); err != nil {
 		return Grant{}, fmt.Errorf("start session: %w", err)
 	}
 	s.obs.TokenIssued(DialectOf(ctx), KindAccess)
@@ -163,6 +167,9 @@ type refreshFacts struct {
 	sessionRevoked bool
 	sessionExpires time.Time
 	userDisabled   bool
+	// forgotten: the presented token names its session and carries its
+	// tag, but its row is gone: it was rotated out, and replaced again.
+	forgotten bool
 	// rotatedAt is set when the presented token was rotated out.
 	rotatedAt *time.Time
 	// successorIsOwn: the token's recorded successor is the one derived
@@ -171,10 +178,11 @@ type refreshFacts struct {
 }
 
 // decideRefresh is the refresh rule, in order: a revoked session, an
-// expired one or a disabled account refuse; a current token refreshes
-// (rotating or keeping it); a rotated-out token within the grace gets its
-// own still-current successor again (where the answer has room for it);
-// any other rotated-out token is reuse.
+// expired one or a disabled account refuse; a token of the session whose
+// row is gone is reuse (it was rotated out generations ago); a current
+// token refreshes (rotating or keeping it); a rotated-out token within the
+// grace gets its own still-current successor again (where the answer has
+// room for it); any other rotated-out token is reuse.
 func decideRefresh(f refreshFacts) refreshAction {
 	switch {
 	case f.sessionRevoked:
@@ -183,6 +191,8 @@ func decideRefresh(f refreshFacts) refreshAction {
 		return refreshExpired
 	case f.userDisabled:
 		return refreshInvalid
+	case f.forgotten:
+		return refreshReuse
 	case f.rotatedAt == nil && f.rotate == RotateRefreshToken:
 		return refreshRotate
 	case f.rotatedAt == nil:
@@ -209,7 +219,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, 
 	if refresh == "" {
 		return Grant{}, apperr.InvalidFields(map[string]string{"refresh_token": "is required"})
 	}
-	rt, sess, err := s.store.RefreshTokenByHash(ctx, HashRefreshToken(refresh))
+	rt, sess, kept, err := s.findRefresh(ctx, refresh)
 	if errors.Is(err, store.ErrNotFound) {
 		return Grant{}, refreshError(ErrRefreshInvalid)
 	}
@@ -222,7 +232,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, 
 	}
 	now := s.now()
 	f := refreshFacts{now: now, rotate: rotate, grace: s.Lifetimes().ReuseGrace, sessionRevoked: sess.RevokedAt != nil,
-		sessionExpires: sess.ExpiresAt, userDisabled: u.DisabledAt != nil, rotatedAt: rt.RotatedAt}
+		sessionExpires: sess.ExpiresAt, userDisabled: u.DisabledAt != nil, forgotten: !kept, rotatedAt: rt.RotatedAt}
 	if rt.RotatedAt != nil && f.grace > 0 && now.Sub(*rt.RotatedAt) <= f.grace {
 		if f.successorIsOwn, err = s.successorIsOwn(ctx, rt, sess, refresh); err != nil {
 			return Grant{}, err
@@ -245,7 +255,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, 
 		return Grant{}, s.revokeReused(ctx, sess, now)
 	case refreshKeep, refreshReplay:
 		if f.rotatedAt != nil {
-			g.RefreshToken = successor(sess.Secret, refresh, nil)
+			g.RefreshToken = successor(sess, refresh, nil)
 		}
 		if err := s.signAccess(&g); err != nil {
 			return Grant{}, err
@@ -254,14 +264,14 @@ func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, 
 			return Grant{}, refreshStoreError(err)
 		}
 	case refreshRotate:
-		if g.RefreshToken = successor(sess.Secret, refresh, s.rand); g.RefreshToken == "" {
+		if g.RefreshToken = successor(sess, refresh, s.rand); g.RefreshToken == "" {
 			return Grant{}, errors.New("refresh: no randomness for a successor")
 		}
 		if err := s.signAccess(&g); err != nil {
 			return Grant{}, err
 		}
 		err := s.store.RotateRefreshToken(ctx, rt.Hash, store.RefreshToken{Hash: HashRefreshToken(g.RefreshToken),
-			SessionID: sess.ID, CreatedAt: now.UTC()}, now.UTC(), g.AccessExpiresAt)
+			SessionID: sess.ID, CreatedAt: now.UTC(), Disposable: len(sess.Secret) > 0}, now.UTC(), g.AccessExpiresAt)
 		if errors.Is(err, store.ErrConflict) && mayRetry {
 			// Rotated by a concurrent request a moment ago: read it again
 			// and let the grace rule decide, once.
@@ -282,7 +292,7 @@ func (s *Service) refresh(ctx context.Context, refresh string, rotate Rotation, 
 // token rt is the one derived from it, and is still current: only then may
 // a retry be handed it again.
 func (s *Service) successorIsOwn(ctx context.Context, rt store.RefreshToken, sess store.Session, refresh string) (bool, error) {
-	if len(sess.Secret) == 0 || !bytes.Equal(HashRefreshToken(successor(sess.Secret, refresh, nil)), rt.SuccessorHash) {
+	if len(sess.Secret) == 0 || !bytes.Equal(HashRefreshToken(successor(sess, refresh, nil)), rt.SuccessorHash) {
 		return false, nil
 	}
 	succ, _, err := s.store.RefreshTokenByHash(ctx, rt.SuccessorHash)
@@ -316,13 +326,70 @@ func refreshStoreError(err error) error {
 	return fmt.Errorf("refresh: %w", err)
 }
 
-// successor derives the refresh token that replaces refresh: an HMAC keyed
-// with the session's secret, so the same predecessor always yields the same
-// successor (which is what the reuse grace hands back) while the database
-// alone, holding only hashes and the secret, yields neither. Sessions
-// without a secret get a random successor and no grace.
-func successor(secret []byte, refresh string, rand io.Reader) string {
-	if len(secret) == 0 {
+// Refresh tokens of sessions with a secret read "<sid>.<tag>.<body>": the
+// session's id, its tag (an HMAC of the id under the session's secret, 128
+// bits) and a body of 256 bits: random for the first token, the HMAC of its
+// predecessor for the others. Through the tag the core knows a token as one
+// of its session even once the token's row is gone (a rotated-out token is
+// deleted as soon as the next rotation happens), so presenting a token
+// rotated out any number of generations ago is still reuse and revokes the
+// session. Only someone who held a token of the session knows its tag: a
+// made-up token naming a session is merely unknown. Tokens issued before
+// this format (a bare body) are kept until their session is deleted.
+const tagLabel = "ideapool refresh token tag\x00"
+
+// sessionTag is the tag of sess's refresh tokens.
+func sessionTag(sess store.Session) string {
+	m := hmac.New(sha256.New, sess.Secret)
+	m.Write([]byte(tagLabel + sess.ID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// namedToken is the refresh token of sess with body.
+func namedToken(sess store.Session, body string) string {
+	return sess.ID + "." + sessionTag(sess) + "." + body
+}
+
+// splitToken returns the session id and tag a refresh token names.
+func splitToken(t string) (sid, tag string, ok bool) {
+	parts := strings.Split(t, ".")
+	if len(parts) != 3 || !randid.Plausible(parts[0]) || len(parts[1]) != 22 || parts[2] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
+// findRefresh finds a presented refresh token and its session: by the
+// token's row, or, once that row is gone, by the session and tag the
+// token names (kept is false then, and the token is zero but for its
+// SessionID). A token that is neither is store.ErrNotFound.
+func (s *Service) findRefresh(ctx context.Context, refresh string) (rt store.RefreshToken, sess store.Session, kept bool, err error) {
+	rt, sess, err = s.store.RefreshTokenByHash(ctx, HashRefreshToken(refresh))
+	if !errors.Is(err, store.ErrNotFound) {
+		return rt, sess, err == nil, err
+	}
+	sid, tag, ok := splitToken(refresh)
+	if !ok {
+		return store.RefreshToken{}, store.Session{}, false, err
+	}
+	sess, err = s.store.SessionByID(ctx, sid)
+	if err != nil {
+		return store.RefreshToken{}, store.Session{}, false, err
+	}
+	if len(sess.Secret) == 0 || !hmac.Equal([]byte(tag), []byte(sessionTag(sess))) {
+		return store.RefreshToken{}, store.Session{}, false, fmt.Errorf("refresh token names a session: %w", store.ErrNotFound)
+	}
+	return store.RefreshToken{SessionID: sid}, sess, false, nil
+}
+
+// successor derives the refresh token that replaces refresh: the session's
+// name and tag with, as body, an HMAC of refresh keyed with the session's
+// secret, so the same predecessor always yields the same successor (which
+// is what the reuse grace hands back) while the database alone, holding
+// only hashes and the secret, yields neither. Sessions without a secret
+// get a random successor and no grace.
+func successor(sess store.Session, refresh string, rand io.Reader) string {
+	if len(sess.Secret) == 0 {
 		if rand == nil {
 			return ""
 		}
@@ -332,9 +399,9 @@ func successor(secret []byte, refresh string, rand io.Reader) string {
 		}
 		return t
 	}
-	m := hmac.New(sha256.New, secret)
+	m := hmac.New(sha256.New, sess.Secret)
 	m.Write([]byte(refresh))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return namedToken(sess, base64.RawURLEncoding.EncodeToString(m.Sum(nil)))
 }
 
 func refreshError(cause error) error {

@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,6 +310,95 @@ func TestClientSessionsCannotManageClients(t *testing.T) {
 	}
 	if err := calls["revoke"](caller(owner)); err != nil {
 		t.Fatalf("revoke from the password session: %v", err)
+	}
+}
+
+// TestReuseOfTokensRotatedOutLongAgo: a session keeps the rows of only its
+// current refresh token and the one that token replaced, yet a token
+// rotated out any number of generations ago is still reuse and revokes
+// the session (RFC 9700 4.14.2), whatever the backend. A made-up token
+// naming the session is merely unknown.
+func TestReuseOfTokensRotatedOutLongAgo(t *testing.T) {
+	for backend, newURL := range backends {
+		t.Run(backend, func(t *testing.T) {
+			f := newReplica(t, newURL(t), &clock{now: t0})
+			ctx := request(addr)
+			g := f.signup(t, "ann@example.com")
+			bystander := f.signup(t, "bob@example.com")
+			tokens := []string{g.RefreshToken}
+			var last accounts.Grant
+			for range 50 {
+				f.clock.Advance(time.Minute)
+				r, err := f.svc.Refresh(ctx, tokens[len(tokens)-1], accounts.RotateRefreshToken)
+				if err != nil {
+					t.Fatalf("rotation %d: %v", len(tokens), err)
+				}
+				tokens, last = append(tokens, r.RefreshToken), r
+			}
+			for i, tok := range tokens {
+				_, _, err := f.db.RefreshTokenByHash(context.Background(), accounts.HashRefreshToken(tok))
+				if kept := i >= len(tokens)-2; (err == nil) != kept {
+					t.Fatalf("token %d of %d: row found %v (%v), want %v: only the current one and its predecessor are kept",
+						i, len(tokens), err == nil, err, kept)
+				}
+			}
+			ann, bob := strings.Split(tokens[0], "."), strings.Split(bystander.RefreshToken, ".")
+			if len(ann) != 3 || len(bob) != 3 {
+				t.Fatalf("refresh tokens %q, %q: want <sid>.<tag>.<body>", tokens[0], bystander.RefreshToken)
+			}
+			// Steps run in order, on what the previous ones left.
+			steps := []struct {
+				name    string
+				token   string
+				revokes bool // ann's session
+			}{
+				{name: "ann's session with a made-up tag", token: ann[0] + "." + strings.Repeat("A", 22) + "." + ann[2]},
+				{name: "bob's session with ann's tag", token: bob[0] + "." + ann[1] + "." + ann[2]},
+				{name: "the token rotated out 50 generations ago", token: tokens[0], revokes: true},
+			}
+			for _, st := range steps {
+				if _, err := f.svc.Refresh(ctx, st.token, accounts.RotateRefreshToken); !errors.Is(err, accounts.ErrRefreshInvalid) {
+					t.Fatalf("%s: %v, want invalid", st.name, err)
+				}
+				_, err := f.svc.Refresh(ctx, last.RefreshToken, accounts.KeepRefreshToken)
+				if revoked := errors.Is(err, accounts.ErrRefreshInvalid); revoked != st.revokes || (err != nil && !revoked) {
+					t.Fatalf("%s: the current token then: %v; want the session revoked %v", st.name, err, st.revokes)
+				}
+				if _, err := f.svc.Refresh(ctx, bystander.RefreshToken, accounts.KeepRefreshToken); err != nil {
+					t.Fatalf("%s: bob's session: %v, want it untouched", st.name, err)
+				}
+			}
+			if f.obs.reuse != 1 || len(f.logs.audits(t, accounts.EventRefreshReuse)) != 1 {
+				t.Errorf("reuse counted %d times, logged %d; want once each", f.obs.reuse, len(f.logs.audits(t, accounts.EventRefreshReuse)))
+			}
+			if f.accessOK(last.AccessToken) {
+				t.Errorf("the access token of the session revoked for reuse is still accepted")
+			}
+		})
+	}
+}
+
+// TestLogoutWithATokenRotatedOutLongAgo: logging out with an old token of
+// the session ends it, as with its current one.
+func TestLogoutWithATokenRotatedOutLongAgo(t *testing.T) {
+	f := newFixture(t)
+	g := f.signup(t, "ann@example.com")
+	current := g.RefreshToken
+	for range 3 {
+		r, err := f.svc.Refresh(request(addr), current, accounts.RotateRefreshToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current = r.RefreshToken
+	}
+	if err := f.svc.Logout(request(addr), g.User.ID, g.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Refresh(request(addr), current, accounts.KeepRefreshToken); !errors.Is(err, accounts.ErrRefreshInvalid) {
+		t.Fatalf("the current token after logging out with the first: %v, want invalid", err)
+	}
+	if f.obs.reuse != 0 {
+		t.Errorf("a logout counted as reuse")
 	}
 }
 

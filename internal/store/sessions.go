@@ -91,39 +91,64 @@ var (
 
 func (s *sqlStore) insertRefreshToken(ctx context.Context, tx *sql.Tx, t RefreshToken) error {
 	_, err := tx.ExecContext(ctx, s.d.bind(`INSERT INTO refresh_tokens
-		(hash, session_id, created_at, rotated_at, successor_hash) VALUES (?, ?, ?, ?, ?)`),
-		t.Hash, t.SessionID, dbTime(t.CreatedAt), dbNullTime(t.RotatedAt), dbBytes(t.SuccessorHash))
+		(hash, session_id, created_at, rotated_at, successor_hash, disposable) VALUES (?, ?, ?, ?, ?, ?)`),
+		t.Hash, t.SessionID, dbTime(t.CreatedAt), dbNullTime(t.RotatedAt), dbBytes(t.SuccessorHash), t.Disposable)
 	return err
+}
+
+// sessionColumns are the columns scanSession reads, of the sessions table
+// aliased s.
+const sessionColumns = "s.id, s.user_id, s.auth_time, s.secret, s.client_id, s.created_at, s.expires_at, s.access_expires_at, s.revoked_at"
+
+// sessionScan holds the columns of a session while they are scanned.
+type sessionScan struct {
+	sess                           Session
+	auth, created, expires, access int64
+	revoked                        sql.NullInt64
+	client                         sql.NullString
+}
+
+func (r *sessionScan) dest() []any {
+	return []any{&r.sess.ID, &r.sess.UserID, &r.auth, &r.sess.Secret, &r.client, &r.created, &r.expires, &r.access, &r.revoked}
+}
+
+func (r *sessionScan) session() Session {
+	sess := r.sess
+	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = goTime(r.auth), goTime(r.created), goTime(r.expires)
+	sess.AccessExpiresAt = goTime(r.access)
+	sess.RevokedAt = goNullTime(r.revoked)
+	sess.ClientID = r.client.String
+	if len(sess.Secret) == 0 {
+		sess.Secret = nil // the drivers disagree on an empty blob
+	}
+	return sess
+}
+
+// SessionByID returns the session with id.
+func (s *sqlStore) SessionByID(ctx context.Context, id string) (Session, error) {
+	var r sessionScan
+	if err := s.queryRow(ctx, "SELECT "+sessionColumns+" FROM sessions s WHERE s.id = ?", id).Scan(r.dest()...); err != nil {
+		return Session{}, fmt.Errorf("get session: %w", s.d.mapErr(err))
+	}
+	return r.session(), nil
 }
 
 // RefreshTokenByHash returns the token with hash and its session.
 func (s *sqlStore) RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, Session, error) {
 	var (
-		t                         RefreshToken
-		sess                      Session
-		tCreated, sAuth, sCreated int64
-		sExpires, sAccessExpires  int64
-		tRotated, sRevoked        sql.NullInt64
-		sClient                   sql.NullString
+		t        RefreshToken
+		tCreated int64
+		tRotated sql.NullInt64
+		r        sessionScan
 	)
-	err := s.queryRow(ctx, `SELECT t.hash, t.session_id, t.created_at, t.rotated_at, t.successor_hash,
-			s.id, s.user_id, s.auth_time, s.secret, s.client_id, s.created_at, s.expires_at, s.access_expires_at, s.revoked_at
+	err := s.queryRow(ctx, `SELECT t.hash, t.session_id, t.created_at, t.rotated_at, t.successor_hash, t.disposable, `+sessionColumns+`
 		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-		WHERE t.hash = ?`, hash).Scan(
-		&t.Hash, &t.SessionID, &tCreated, &tRotated, &t.SuccessorHash,
-		&sess.ID, &sess.UserID, &sAuth, &sess.Secret, &sClient, &sCreated, &sExpires, &sAccessExpires, &sRevoked)
+		WHERE t.hash = ?`, hash).Scan(append([]any{&t.Hash, &t.SessionID, &tCreated, &tRotated, &t.SuccessorHash, &t.Disposable}, r.dest()...)...)
 	if err != nil {
 		return RefreshToken{}, Session{}, fmt.Errorf("get refresh token: %w", s.d.mapErr(err))
 	}
 	t.CreatedAt, t.RotatedAt = goTime(tCreated), goNullTime(tRotated)
-	sess.AuthTime, sess.CreatedAt, sess.ExpiresAt = goTime(sAuth), goTime(sCreated), goTime(sExpires)
-	sess.AccessExpiresAt = goTime(sAccessExpires)
-	sess.RevokedAt = goNullTime(sRevoked)
-	sess.ClientID = sClient.String
-	if len(sess.Secret) == 0 {
-		sess.Secret = nil // the drivers disagree on an empty blob
-	}
-	return t, sess, nil
+	return t, r.session(), nil
 }
 
 // extendAccess is the statement that raises a live session's
@@ -134,12 +159,14 @@ const extendAccess = `UPDATE sessions
 	SET access_expires_at = CASE WHEN access_expires_at < ? THEN ? ELSE access_expires_at END
 	WHERE id = ? AND revoked_at IS NULL`
 
-// RotateRefreshToken marks old rotated, inserts next and extends the
-// session's access expiry in one transaction. The session is written first:
-// a revoked session refuses the rotation, and a revocation that comes later
-// waits for it. The conditional UPDATE of old is what makes a second
-// rotation of old fail, even when two run at once. next.SessionID may be
-// left empty; otherwise it must be old's session.
+// RotateRefreshToken marks old rotated, inserts next, extends the session's
+// access expiry and deletes the session's disposable tokens rotated out
+// before old, in one transaction. The session is written first: a revoked
+// session refuses the rotation, and a revocation that comes later waits for
+// it (so do other rotations of the session: each deletes at most the one
+// disposable token the previous one left). The conditional UPDATE of old is
+// what makes a second rotation of old fail, even when two run at once.
+// next.SessionID may be left empty; otherwise it must be old's session.
 func (s *sqlStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at, accessExpiresAt time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var sessionID string
@@ -166,7 +193,14 @@ func (s *sqlStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next 
 		if next.SessionID != sessionID {
 			return errors.New("successor names another session")
 		}
-		return s.insertRefreshToken(ctx, tx, next)
+		if err := s.insertRefreshToken(ctx, tx, next); err != nil {
+			return err
+		}
+		// The terms of refresh_tokens_rotated_disposable_idx, so that only
+		// those rows are read, never a session's older ones.
+		_, err = tx.ExecContext(ctx, s.d.bind(`DELETE FROM refresh_tokens
+			WHERE session_id = ? AND rotated_at IS NOT NULL AND disposable AND hash <> ?`), sessionID, oldHash)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("rotate refresh token: %w", err)

@@ -116,6 +116,11 @@ type RefreshToken struct {
 	CreatedAt     time.Time
 	RotatedAt     *time.Time
 	SuccessorHash []byte
+	// Disposable says the caller recognises the token without its row:
+	// once it is rotated out and another token of its session is rotated
+	// out after it, RotateRefreshToken deletes it. Other tokens stay until
+	// their session is deleted.
+	Disposable bool
 }
 
 // APIClient is a machine client of a user. Exactly one of Secret (HS256
@@ -172,10 +177,16 @@ type Store interface {
 	// RefreshTokenByHash returns the token and its session, Secret and
 	// ClientID included.
 	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, Session, error)
+	// SessionByID returns the session with id, Secret and ClientID
+	// included.
+	SessionByID(ctx context.Context, id string) (Session, error)
 	// RotateRefreshToken marks old as rotated at `at` with successor next,
 	// inserts next, and extends the session's AccessExpiresAt to at least
 	// accessExpiresAt, atomically: only if old was not already rotated
 	// (ErrConflict otherwise) and its session is not revoked (ErrRevoked).
+	// In the same transaction it deletes the session's disposable tokens
+	// rotated out before old, so a session keeps at most its current
+	// token and the one it replaced of those.
 	RotateRefreshToken(ctx context.Context, oldHash []byte, next RefreshToken, at, accessExpiresAt time.Time) error
 	// ExtendSessionAccess raises the session's AccessExpiresAt to at least
 	// accessExpiresAt, unless it is revoked (ErrRevoked); an unknown id is

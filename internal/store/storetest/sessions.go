@@ -47,11 +47,22 @@ func wantToken(t *testing.T, s store.Store, hash string, want store.RefreshToken
 
 func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("create and look up", func(t *testing.T) {
-		_, s := fresh(t, open)
+		ctx, s := fresh(t, open)
 		u := mustCreateUser(t, s, newUser("ann"))
 		sess, rt := newSession("s1", u.ID, time.Hour)
 		mustCreateSession(t, s, sess, rt)
 		wantToken(t, s, "rt-s1", rt, sess)
+		got, err := s.SessionByID(ctx, "s1")
+		wantErr(t, "SessionByID", err, nil)
+		wantEqual(t, "session by id", got, storedSession(sess))
+		_, err = s.SessionByID(ctx, "s-nobody")
+		wantErr(t, "SessionByID unknown", err, store.ErrNotFound)
+
+		disposable := newToken("rt-d", "s2", base)
+		disposable.Disposable = true
+		sess2, _ := newSession("s2", u.ID, time.Hour)
+		mustCreateSession(t, s, sess2, disposable)
+		wantToken(t, s, "rt-d", disposable, sess2)
 	})
 
 	t.Run("unknown user is not found and stores nothing", func(t *testing.T) {
@@ -361,6 +372,42 @@ func testRefreshTokens(t *testing.T, open func(t *testing.T) store.Store) {
 		wantToken(t, s, "rt-s1", rt, sess) // unchanged, access expiry included
 
 		wantErr(t, "rotate successor", s.RotateRefreshToken(ctx, next.Hash, again, at(2*time.Minute), at(12*time.Minute)), nil)
+	})
+
+	t.Run("a rotation deletes the disposable tokens rotated out before", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		// s1 starts with a kept token, as sessions of an older release do;
+		// s2, a bystander, has disposable tokens of its own.
+		sess, rt := newSession("s1", u.ID, time.Hour)
+		mustCreateSession(t, s, sess, rt)
+		other, otherRT := newSession("s2", u.ID, time.Hour)
+		otherRT.Disposable = true
+		mustCreateSession(t, s, other, otherRT)
+		otherNext := newToken("rt-s2-next", "s2", at(time.Second))
+		otherNext.Disposable = true
+		wantErr(t, "rotate s2", s.RotateRefreshToken(ctx, otherRT.Hash, otherNext, at(time.Second), at(time.Hour)), nil)
+
+		hashes := []string{"rt-s1"}
+		for i := range 5 {
+			next := newToken(fmt.Sprintf("rt-d%d", i), "s1", at(time.Duration(i+1)*time.Minute))
+			next.Disposable = true
+			wantErr(t, "rotate", s.RotateRefreshToken(ctx, []byte(hashes[len(hashes)-1]), next, next.CreatedAt, at(time.Hour)), nil)
+			hashes = append(hashes, string(next.Hash))
+		}
+		// Kept: the first (not disposable), the last one rotated out (a
+		// retry within the grace needs it) and the current one.
+		tests := map[string]error{
+			"rt-s1": nil, "rt-d0": store.ErrNotFound, "rt-d1": store.ErrNotFound, "rt-d2": store.ErrNotFound,
+			"rt-d3": nil, "rt-d4": nil, "rt-s2": nil, "rt-s2-next": nil,
+		}
+		for h, want := range tests {
+			_, _, err := s.RefreshTokenByHash(ctx, []byte(h))
+			wantErr(t, h, err, want)
+		}
+		d3, _, err := s.RefreshTokenByHash(ctx, []byte("rt-d3"))
+		wantErr(t, "rt-d3", err, nil)
+		wantEqual(t, "rt-d3 rotated to", string(d3.SuccessorHash), "rt-d4")
 	})
 
 	t.Run("rotate with empty successor session", func(t *testing.T) {
