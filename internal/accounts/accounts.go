@@ -121,6 +121,11 @@ type Config struct {
 	// CleanupBatch bounds the rows one cleanup transaction deletes
 	// (default 1000), so that it never holds a write lock for long.
 	CleanupBatch int
+	// CleanupPause is the least time the cleanup waits after a full batch
+	// before the next (default 10ms). It waits at least as long as the
+	// batch took, up to a second, so writers have the database at least
+	// half of the time.
+	CleanupPause time.Duration
 	Now          func() time.Time
 	Rand         io.Reader
 	// Log receives warnings and the audit events.
@@ -142,6 +147,7 @@ type Service struct {
 	revStore   RevocationStore
 	revoked    revocations
 	cleanBatch int
+	cleanPause time.Duration
 }
 
 // New validates cfg and returns a Service.
@@ -177,8 +183,11 @@ func New(cfg Config) (*Service, error) {
 	if cfg.CleanupBatch == 0 {
 		cfg.CleanupBatch = 1000
 	}
+	if cfg.CleanupPause == 0 {
+		cfg.CleanupPause = 10 * time.Millisecond
+	}
 	s := &Service{store: cfg.Store, signer: cfg.Signer, hasher: cfg.Hasher, throttle: cfg.Throttle,
-		idAudience: cfg.IDAudience, obs: cfg.Observer, revStore: cfg.Store, cleanBatch: cfg.CleanupBatch,
+		idAudience: cfg.IDAudience, obs: cfg.Observer, revStore: cfg.Store, cleanBatch: cfg.CleanupBatch, cleanPause: cfg.CleanupPause,
 		revoked: revocations{sids: map[string]time.Time{}}, now: cfg.Now, rand: cfg.Rand, log: cfg.Log}
 	if err := s.SetLifetimes(cfg.Lifetimes); err != nil {
 		return nil, err

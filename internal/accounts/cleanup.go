@@ -32,11 +32,12 @@ type CleanupResult struct {
 }
 
 // Cleanup deletes the records no rule needs any more, in transactions of
-// at most CleanupBatch rows: sessions that ended (absolute expiry passed,
-// or revoked) once every access token they issued has expired (until then
-// the revocation list needs them), with their refresh tokens; login
-// failures older than the throttle window; client assertion ids past their
-// acceptance window. One process at a time does it.
+// at most CleanupBatch rows with a pause after each full one: sessions that
+// ended (absolute expiry passed, or revoked) once every access token they
+// issued has expired (until then the revocation list needs them), their
+// refresh tokens first; login failures older than the throttle window;
+// client assertion ids remembered long enough (assertionRememberedUntil).
+// One process at a time does it.
 func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
 	unlock, ok, err := s.store.LockCleanup(ctx)
 	if err != nil {
@@ -68,18 +69,21 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
 	}
 	for _, st := range steps {
 		for {
+			began := s.now()
 			ns, err := st.delete(s.cleanBatch)
+			rows := 0
 			for i, table := range st.tables {
 				res.Deleted[table] += ns[i]
+				rows += ns[i]
 				s.obs.CleanupDeleted(table, ns[i])
 			}
 			if err != nil {
 				return res, fmt.Errorf("cleanup %s: %w", st.tables[0], err)
 			}
-			if ns[0] < s.cleanBatch {
+			if rows < s.cleanBatch {
 				break
 			}
-			if err := ctx.Err(); err != nil {
+			if err := s.pauseCleanup(ctx, s.now().Sub(began)); err != nil {
 				return res, fmt.Errorf("cleanup %s: %w", st.tables[0], err)
 			}
 		}
@@ -89,6 +93,20 @@ func (s *Service) Cleanup(ctx context.Context) (CleanupResult, error) {
 		slog.Int("login_failures", res.Deleted[TableLoginFailures]), slog.Int("client_assertions", res.Deleted[TableClientAssertions]),
 		slog.Duration("duration", s.now().Sub(start)))
 	return res, nil
+}
+
+// pauseCleanup waits between two batches, so that the writers waiting for
+// the database get it: as long as the last batch took (at most a second),
+// and at least cleanPause.
+func (s *Service) pauseCleanup(ctx context.Context, took time.Duration) error {
+	t := time.NewTimer(min(max(took, s.cleanPause), time.Second))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // RunCleanup cleans up at once and then every interval until ctx ends. A

@@ -3,6 +3,7 @@ package accounts_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +113,59 @@ func copyMap(m map[string]int) map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// countRows records how many rows each DeleteEndedSessions call deleted.
+type countRows struct {
+	store.Store
+	mu    *sync.Mutex
+	calls *[]int
+}
+
+func (c countRows) DeleteEndedSessions(ctx context.Context, now, accessBefore time.Time, limit int) (int, int, error) {
+	n, tokens, err := c.Store.DeleteEndedSessions(ctx, now, accessBefore, limit)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.calls = append(*c.calls, n+tokens)
+	return n, tokens, err
+}
+
+// TestCleanupBoundsEveryTransaction: however many refresh tokens a session
+// piled up (a session of an older release kept every one it rotated out),
+// no cleanup transaction deletes more than the batch of rows.
+func TestCleanupBoundsEveryTransaction(t *testing.T) {
+	const batch, pile = 5, 23
+	for backend, newURL := range backends {
+		t.Run(backend, func(t *testing.T) {
+			var calls []int
+			lt := accounts.Lifetimes{Access: 10 * time.Minute, Refresh: time.Hour}
+			f := newReplica(t, newURL(t), &clock{now: t0}, withLifetimes(lt), func(c *accounts.Config) { c.CleanupBatch = batch },
+				withStore(func(s store.Store) accounts.Store { return countRows{Store: s, mu: &sync.Mutex{}, calls: &calls} }))
+			g := f.signup(t, "ann@example.com")
+			f.signup(t, "bob@example.com")
+			prev := accounts.HashRefreshToken(g.RefreshToken)
+			for i := range pile {
+				next := store.RefreshToken{Hash: []byte(fmt.Sprintf("kept-%02d", i)), CreatedAt: t0}
+				if err := f.db.RotateRefreshToken(context.Background(), prev, next, t0, t0.Add(10*time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+				prev = next.Hash
+			}
+			f.clock.Advance(2 * time.Hour)
+			res, err := f.svc.Cleanup(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// ann's first token went at her second rotation (it was
+			// disposable); the 23 kept ones and bob's remain.
+			if res.Deleted[accounts.TableSessions] != 2 || res.Deleted[accounts.TableRefreshTokens] != pile+1 {
+				t.Fatalf("deleted %v, want 2 sessions and %d refresh tokens", res.Deleted, pile+1)
+			}
+			for i, n := range calls {
+				if n > batch {
+					t.Fatalf("transaction %d of %v deleted %d rows, want at most %d", i, calls, n, batch)
+				}
+			}
+		})
+	}
 }

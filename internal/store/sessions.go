@@ -278,10 +278,12 @@ func (s *sqlStore) RevokedSessions(ctx context.Context, since, liveAfter time.Ti
 
 // DeleteEndedSessions picks at most limit ended sessions whose access
 // tokens have all expired, expired ones first (sessions_expires_at_idx),
-// then revoked ones (sessions_revoked_access_idx), and deletes them and
-// their refresh tokens in one short transaction. The sessions are locked
-// when picked, before their tokens, in the order a rotation locks them, so
-// the two never deadlock.
+// then revoked ones (sessions_revoked_access_idx), and in one short
+// transaction deletes at most limit of their refresh tokens, then, within
+// the same limit of rows, those of them that have no token left: however
+// many tokens a session piled up, no transaction deletes more than limit
+// rows. The sessions are locked when picked, before their tokens, in the
+// order a rotation locks them, so the two never deadlock.
 func (s *sqlStore) DeleteEndedSessions(ctx context.Context, now, accessBefore time.Time, limit int) (int, int, error) {
 	if limit <= 0 {
 		return 0, 0, errors.New("delete ended sessions: limit must be positive")
@@ -306,14 +308,20 @@ func (s *sqlStore) DeleteEndedSessions(ctx context.Context, now, accessBefore ti
 			return nil
 		}
 		in := placeholders(len(ids))
-		res, err := tx.ExecContext(ctx, s.d.bind("DELETE FROM refresh_tokens WHERE session_id IN ("+in+")"), ids...)
+		res, err := tx.ExecContext(ctx, s.d.bind(`DELETE FROM refresh_tokens WHERE hash IN (
+			SELECT hash FROM refresh_tokens WHERE session_id IN (`+in+`) LIMIT ?)`), append(ids, limit)...)
 		if err != nil {
 			return err
 		}
-		if tokens, err = res.RowsAffected(); err != nil {
+		if tokens, err = res.RowsAffected(); err != nil || int(tokens) >= limit {
 			return err
 		}
-		res, err = tx.ExecContext(ctx, s.d.bind("DELETE FROM sessions WHERE id IN ("+in+")"), ids...)
+		// Only sessions without tokens: deleting one with tokens would
+		// cascade to all of them, however many.
+		res, err = tx.ExecContext(ctx, s.d.bind(`DELETE FROM sessions WHERE id IN (
+			SELECT s.id FROM sessions s WHERE s.id IN (`+in+`)
+			AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = s.id) LIMIT ?)`),
+			append(ids, limit-int(tokens))...)
 		if err != nil {
 			return err
 		}

@@ -199,10 +199,12 @@ type Store interface {
 	// or after it), oldest revocation first: the replicated revocation
 	// list.
 	RevokedSessions(ctx context.Context, since, liveAfter time.Time) ([]RevokedSession, error)
-	// DeleteEndedSessions deletes at most limit sessions, with their
-	// refresh tokens, in one transaction: sessions that ended (expired at
-	// or before now, or revoked) and whose every access token expired
-	// before accessBefore. It returns how many of each it deleted.
+	// DeleteEndedSessions deletes at most limit rows in one transaction,
+	// refresh tokens first: the refresh tokens of sessions that ended
+	// (expired at or before now, or revoked) and whose every access token
+	// expired before accessBefore, then such sessions once they have no
+	// token left. It returns how many of each it deleted; fewer than limit
+	// rows in all means nothing more is left to delete.
 	DeleteEndedSessions(ctx context.Context, now, accessBefore time.Time, limit int) (sessions, refreshTokens int, err error)
 
 	// LoginFailures counts failures under key at or after since, and returns

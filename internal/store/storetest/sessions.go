@@ -215,7 +215,8 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		wantErr(t, "rotate", s.RotateRefreshToken(ctx, []byte("rt-expired"), newToken("rt-expired-2", "expired", at(time.Minute)), at(time.Minute), at(time.Hour)), nil)
 		wantErr(t, "rotate", s.RotateRefreshToken(ctx, []byte("rt-expired-2"), newToken("rt-expired-3", "expired", at(2*time.Minute)), at(2*time.Minute), at(time.Hour)), nil)
 
-		// Steps run in order, each on what the previous ones left.
+		// Steps run in order, each on what the previous ones left. No step
+		// deletes more than limit rows, refresh tokens first.
 		steps := []struct {
 			name         string
 			now          time.Duration // accessBefore is now - 1m
@@ -226,9 +227,11 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 		}{
 			{name: "nothing ended yet", now: time.Hour, limit: 10,
 				wantLeft: []string{"rt-expired", "rt-revoked", "rt-live"}},
-			{name: "a batch stops at its limit", now: 2 * time.Hour, limit: 1, wantSessions: 1, wantTokens: 3,
-				wantLeft: []string{"rt-revoked", "rt-expired, a token still live", "rt-live, tokens expired"}},
-			{name: "then the revoked one", now: 2 * time.Hour, limit: 10, wantSessions: 1, wantTokens: 1,
+			{name: "a batch stops at its limit of rows", now: 2 * time.Hour, limit: 1, wantTokens: 1,
+				wantLeft: []string{"rt-expired, a token still live", "rt-live, tokens expired"}},
+			{name: "tokens go first", now: 2 * time.Hour, limit: 3, wantTokens: 3,
+				wantLeft: []string{"rt-expired, a token still live", "rt-revoked, a token still live", "rt-live, tokens expired"}},
+			{name: "then their sessions", now: 2 * time.Hour, limit: 10, wantSessions: 2,
 				wantLeft: []string{"rt-expired, a token still live", "rt-revoked, a token still live", "rt-live, tokens expired"}},
 			{name: "once their last tokens expired", now: 4 * time.Hour, limit: 10, wantSessions: 2, wantTokens: 2,
 				wantLeft: []string{"rt-live, tokens expired", "rt-live"}},
@@ -244,10 +247,36 @@ func testSessions(t *testing.T, open func(t *testing.T) store.Store) {
 				wantErr(t, st.name+": "+h+" is left", err, nil)
 			}
 		}
+		for _, id := range []string{"expired", "revoked", "expired, a token still live", "revoked, a token still live"} {
+			_, err := s.SessionByID(ctx, id)
+			wantErr(t, id+" deleted", err, store.ErrNotFound)
+		}
 		for _, h := range []string{"rt-expired", "rt-expired-2", "rt-expired-3", "rt-revoked"} {
 			_, _, err := s.RefreshTokenByHash(ctx, []byte(h))
 			wantErr(t, h+" deleted", err, store.ErrNotFound)
 		}
+	})
+
+	t.Run("a session of many refresh tokens goes in batches of limit rows", func(t *testing.T) {
+		ctx, s := fresh(t, open)
+		u := mustCreateUser(t, s, newUser("ann"))
+		sess, rt := newSession("s1", u.ID, time.Hour)
+		mustCreateSession(t, s, sess, rt)
+		// 25 tokens, kept (not disposable) as a session of an older
+		// release kept them.
+		prev := rt.Hash
+		for i := range 24 {
+			next := newToken(fmt.Sprintf("rt-s1-%d", i), "s1", at(time.Duration(i)*time.Second))
+			wantErr(t, "rotate", s.RotateRefreshToken(ctx, prev, next, next.CreatedAt, at(10*time.Minute)), nil)
+			prev = next.Hash
+		}
+		for i, want := range [][2]int{{0, 10}, {0, 10}, {1, 5}, {0, 0}} {
+			n, tokens, err := s.DeleteEndedSessions(ctx, at(2*time.Hour), at(2*time.Hour), 10)
+			wantErr(t, fmt.Sprintf("batch %d", i), err, nil)
+			wantEqual(t, fmt.Sprintf("batch %d: sessions and tokens deleted", i), [2]int{n, tokens}, want)
+		}
+		_, err := s.SessionByID(ctx, "s1")
+		wantErr(t, "session deleted", err, store.ErrNotFound)
 	})
 
 	t.Run("a disabled user or a revoked client gets no session", func(t *testing.T) {
