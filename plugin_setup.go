@@ -269,6 +269,11 @@ jwt:
     groups:
       claim: groups
       prefix: {{q .Prefix}}
+  # An API client's session is a machine acting for its owner, not the person:
+  # its tokens carry client_id, and it does not sign in to the cluster.
+  claimValidationRules:
+  - expression: "!has(claims.client_id)"
+    message: "ID tokens of sessions started by an ideapool API client are not accepted"
 ---
 # (2) kubectl: the user that signs in with ideapool. Add it to your kubeconfig:
 #   kubectl config set-credentials {{.User}} \

@@ -68,6 +68,7 @@ type authConfig struct {
 			Username struct{ Claim, Prefix string } `json:"username"`
 			Groups   struct{ Claim, Prefix string } `json:"groups"`
 		} `json:"claimMappings"`
+		ClaimValidationRules []struct{ Expression, Message string } `json:"claimValidationRules"`
 	} `json:"jwt"`
 }
 
@@ -185,6 +186,9 @@ func TestSetupCluster(t *testing.T) {
 			m := j.ClaimMappings
 			if m.Username.Claim != "preferred_username" || m.Username.Prefix != "ideapool:" || m.Groups.Claim != "groups" || m.Groups.Prefix != "ideapool:" {
 				t.Errorf("claim mappings %+v", m)
+			}
+			if r := j.ClaimValidationRules; len(r) != 1 || r[0].Expression != "!has(claims.client_id)" {
+				t.Errorf("claim validation rules %+v: want API-client sessions (client_id) refused", r)
 			}
 			cfg, err := clientcmd.Load([]byte(users))
 			if err != nil {

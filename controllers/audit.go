@@ -6,7 +6,6 @@ import (
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/ideapool/ideapool/api/v1alpha1"
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
@@ -18,14 +17,13 @@ const auditMessage = "signing key changed"
 // auditKeyChange writes the audit line of one signing-key change of app:
 // event key_generated, key_activated, key_retired, key_revoked or
 // key_removed (keyset.ChangeKind.AuditEvent, the server's names), with the
-// key's kid and when the change takes effect. A kid
+// key's kid and when the change takes effect; the IdeasApp's namespace and
+// name come with the reconcile's logger (controller-runtime adds them). A kid
 // is public (it is in the JWKS); no key material is ever logged.
-func auditKeyChange(ctx context.Context, app *v1alpha1.IdeasApp, kind keyset.ChangeKind, kid string, at time.Time) {
+func auditKeyChange(ctx context.Context, kind keyset.ChangeKind, kid string, at time.Time) {
 	logf.FromContext(ctx).Info(auditMessage,
 		"audit", true,
 		"event", kind.AuditEvent(),
-		"namespace", app.Namespace,
-		"name", app.Name,
 		"kid", kid,
 		"at", at.UTC().Format(time.RFC3339),
 	)

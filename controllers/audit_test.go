@@ -34,7 +34,7 @@ func TestAuditLines(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		raw = append(raw, obj)
-	}, funcr.Options{}))
+	}, funcr.Options{}).WithValues("namespace", ns, "name", app.Name)) // as controller-runtime's reconcile logger
 	reconcile := func() ctrl.Result {
 		t.Helper()
 		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)})
@@ -62,6 +62,9 @@ func TestAuditLines(t *testing.T) {
 		}
 		if m["audit"] != true {
 			continue
+		}
+		if n := strings.Count(line, `"namespace":`) + strings.Count(line, `"name":`); n != 2 {
+			t.Errorf("audit line names its IdeasApp %d times, want once: %s", n/2, line)
 		}
 		ev, _ := m["event"].(string)
 		kid, _ := m["kid"].(string)

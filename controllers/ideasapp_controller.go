@@ -273,7 +273,7 @@ const (
 func (r *IdeasAppReconciler) recordKeyChanges(ctx context.Context, app *v1alpha1.IdeasApp, keys keysOutcome) {
 	for _, c := range keys.changes {
 		r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, string(c.Kind), "RotateKeys", "%s", changeMessage(c))
-		auditKeyChange(ctx, app, c.Kind, c.KeyID, c.At)
+		auditKeyChange(ctx, c.Kind, c.KeyID, c.At)
 	}
 	for _, n := range keys.notes {
 		r.Recorder.Eventf(app, nil, n.eventType, n.reason, n.action, "%s", n.message)
@@ -302,7 +302,7 @@ func (r *IdeasAppReconciler) noteScheduledSwitch(ctx context.Context, app *v1alp
 	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, string(keyset.Activated), "RotateKeys",
 		"key %s signs from %s as scheduled; key %s stopped signing and stays published for verification",
 		active, at.UTC().Format(time.RFC3339), previous)
-	auditKeyChange(ctx, app, keyset.Activated, active, at)
+	auditKeyChange(ctx, keyset.Activated, active, at)
 }
 
 // requeueAfter is the time until the keyset next changes on its own,

@@ -26,8 +26,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -206,6 +209,7 @@ spec:
 	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
 	s := startServerOpts(t, serverOptions{port: port, args: args, https: https,
 		env: []string{"KUBECONFIG=" + c.kubeconfigAs(t, ns, opAppName)}})
+	s.Alg = "ES256"
 	if s.Base != issuer {
 		t.Fatalf("the server runs at %s, want the issuer %s", s.Base, issuer)
 	}
@@ -260,6 +264,7 @@ spec:
 	}
 	wantWho("after login")
 	t.Logf("signed in through kube-apiserver %s after start", time.Since(start).Round(100*time.Millisecond))
+	machineIDTokenRefused(t, c, s, firstToken)
 
 	// A key rotation: the token in hand (old key) still works, and so does
 	// the next one, signed by the new key, which kube-apiserver fetches
@@ -351,4 +356,60 @@ func grepLines(text string, words ...string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// machineIDTokenRefused: an API client of alice's (a machine acting for
+// her) gets ID tokens too, at /v1/auth/refreshtoken; they name the client
+// (client_id), and kube-apiserver refuses them by the claim validation rule
+// setup-cluster printed, while alice's own ID token is accepted.
+func machineIDTokenRefused(t *testing.T, c *cluster, s *server, own string) {
+	t.Helper()
+	login := s.do(t, "POST", "/access-tokens", map[string]any{"email": "alice@example.com", "password": goodPassword})
+	must(t, login, http.StatusCreated)
+	access, _ := s.tokenPair(t, login)
+	client := dlNewHSClient(t, s, &dlAccount{JWT: access})
+	r, _ := dlAuthenticate(t, s, client.ID, client.assertion(t, s, nil))
+	var rpc struct {
+		Result struct {
+			Refresh string `json:"refresh_token"`
+		} `json:"result"`
+	}
+	r.decode(t, &rpc)
+	if rpc.Result.Refresh == "" {
+		t.Fatalf("user.Authenticate of alice's API client: %s", r)
+	}
+	refreshed := dlV1Refresh(t, s, rpc.Result.Refresh)
+	var v1 struct {
+		Tokens struct {
+			ID string `json:"idToken"`
+		} `json:"tokens"`
+	}
+	refreshed.decode(t, &v1)
+	if v1.Tokens.ID == "" {
+		t.Fatalf("/v1/auth/refreshtoken of the API client's session: %s", refreshed)
+	}
+	s.remember(v1.Tokens.ID)
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(v1.Tokens.ID, claims); err != nil || claims["client_id"] != client.ID {
+		t.Fatalf("the API client's ID token: claims %v (%v), want client_id %s", claims, err, client.ID)
+	}
+	whoAs := func(tok string) error {
+		cfg, err := clientcmd.RESTConfigFromKubeConfig(c.rawConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.CertData, cfg.KeyData, cfg.CertFile, cfg.KeyFile, cfg.BearerToken = nil, nil, "", "", tok
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cs.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		return err
+	}
+	if err := whoAs(own); err != nil {
+		t.Fatalf("alice's own ID token, as a bearer token: %v", err)
+	}
+	if err := whoAs(v1.Tokens.ID); !apierrors.IsUnauthorized(err) {
+		t.Fatalf("the ID token of alice's API client: %v, want 401 Unauthorized (claim validation rule !has(claims.client_id))", err)
+	}
 }
