@@ -39,6 +39,11 @@ type block [blockWords]uint64
 
 // Memory is the working memory of hashes, reused by each Key given it. It
 // may be used by one Key at a time.
+//
+// On Linux and the BSDs it is mapped from the kernel outside Go's heap: the
+// garbage collector neither scans it nor counts it, so memory that stays in
+// use for the life of a server does not let the heap's other garbage grow
+// by as much again (GOGC). It is unmapped when the Memory is collected.
 type Memory struct {
 	blocks []block
 	// scratch is the compression function's temporary block, kept here so
@@ -46,10 +51,12 @@ type Memory struct {
 	scratch block
 }
 
-// NewMemory returns working memory for hashes of up to kib KiB, allocated
-// now.
+// NewMemory returns working memory for hashes of up to kib KiB. Its pages
+// become resident as the first hash writes them.
 func NewMemory(kib uint32) *Memory {
-	return &Memory{blocks: make([]block, kib)}
+	m := &Memory{}
+	m.blocks = allocBlocks(m, int(kib))
+	return m
 }
 
 // Size is the memory held, in KiB.
