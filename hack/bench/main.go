@@ -41,6 +41,10 @@ type options struct {
 	refreshAlgorithms []string
 	serverArgs        []string
 	godebug           string
+	memcg             bool
+	scale             bool
+	scaleSteps        string
+	scaleOut          string
 	out               string
 	cpuProfile        string
 	pprofDir          string
@@ -71,7 +75,11 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&backends, "backends", "sqlite,postgres", "comma-separated backends to run: sqlite, postgres (needs IDEAPOOL_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.algorithm, "key-algorithm", "RS256", "key algorithm of the measured server: RS256, ES256 or EdDSA")
 	fs.StringVar(&refreshAlgs, "refresh-algorithms", "ES256,EdDSA", "other algorithms whose refresh throughput is shown for comparison (empty for none)")
-	fs.StringVar(&o.godebug, "godebug", "madvdontneed=0", "GODEBUG of the server; the default is the image's (Dockerfile), empty is Go's defaults")
+	fs.StringVar(&o.godebug, "godebug", "", "GODEBUG of the server, for experiments; empty (the default) is the plain binary's own settings, as a user runs it")
+	fs.BoolVar(&o.memcg, "memcg", true, "also flood a server confined to a 128 MiB memory cgroup (workload 9; needs root and cgroup v1 or v2, reported as not available otherwise)")
+	fs.BoolVar(&o.scale, "scale", false, "run bench-scale instead: the workloads against databases of growing size (see scale.go); -scale-steps, -scale-out")
+	fs.StringVar(&o.scaleSteps, "scale-steps", "0,10000,100000,1000000", "with -scale: the sizes measured, in ideas (users, sessions and the big users' ideas grow with them)")
+	fs.StringVar(&o.scaleOut, "scale-out", "hack/bench/results/scale", "with -scale: directory of the JSON results and the plots (SVG); relative paths are under the module root")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of `ideapool serve`, space-separated (for example --log-level=warn)")
 	fs.StringVar(&o.out, "out", "hack/bench/results/latest.json", "JSON results file; relative paths are under the module root")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the load generator and the floors) to this file")

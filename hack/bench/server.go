@@ -60,6 +60,8 @@ type serverSpec struct {
 	logPath     string
 	pprof       bool   // serve --pprof: profiles on the metrics listener
 	godebug     string // the server's GODEBUG
+	env         []string // more environment, KEY=VALUE
+	wrap        []string // a command the server runs under, given the server's command line
 	extraArgs   []string
 	readyPolled time.Duration // how often /readyz is polled while starting
 }
@@ -96,9 +98,13 @@ func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) 
 		args = append(args, "--pprof")
 	}
 	// Not CommandContext: stop() ends the server with SIGTERM, not SIGKILL.
-	cmd := exec.Command(s.bin, args...) //nolint:gosec,noctx // our own freshly built binary
+	argv := append([]string{s.bin}, args...)
+	if len(s.wrap) > 0 {
+		argv = append(append([]string{}, s.wrap...), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec,noctx // our own freshly built binary
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = serverEnv(s.godebug)
+	cmd.Env = append(serverEnv(s.godebug), s.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &process{cmd: cmd, log: lf, exited: make(chan struct{})}
 	t0 := time.Now()
@@ -115,12 +121,16 @@ func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) 
 }
 
 // serverEnv is our environment without IDEAPOOL_ variables, which would
-// otherwise configure the server behind the flags' back, and with godebug
-// (the image's GODEBUG, see the Dockerfile) as GODEBUG.
+// otherwise configure the server behind the flags' back, nor the Go
+// runtime's (the server runs as a user runs the plain binary), and with
+// godebug as GODEBUG if set.
 func serverEnv(godebug string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IDEAPOOL_") && !strings.HasPrefix(kv, "GODEBUG=") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "IDEAPOOL_"), name == "GODEBUG", name == "GOGC", name == "GOMEMLIMIT", name == "GOMAXPROCS":
+		default:
 			env = append(env, kv)
 		}
 	}
