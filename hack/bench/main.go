@@ -78,7 +78,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.godebug, "godebug", "", "GODEBUG of the server, for experiments; empty (the default) is the plain binary's own settings, as a user runs it")
 	fs.BoolVar(&o.memcg, "memcg", true, "also flood a server confined to a 128 MiB memory cgroup (workload 9; needs root and cgroup v1 or v2, reported as not available otherwise)")
 	fs.BoolVar(&o.scale, "scale", false, "run bench-scale instead: the workloads against databases of growing size (see scale.go); -scale-steps, -scale-out")
-	fs.StringVar(&o.scaleSteps, "scale-steps", "0,10000,100000,1000000", "with -scale: the sizes measured, in ideas (users, sessions and the big users' ideas grow with them)")
+	fs.StringVar(&o.scaleSteps, "scale-steps", "0.01,0.1,1", "with -scale: the sizes measured, as fractions of the full database (100,000 users, 1,000,000 ideas of which 5 users have 100,000 each, 1,000,000 sessions)")
 	fs.StringVar(&o.scaleOut, "scale-out", "hack/bench/results/scale", "with -scale: directory of the JSON results and the plots (SVG); relative paths are under the module root")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of `ideapool serve`, space-separated (for example --log-level=warn)")
 	fs.StringVar(&o.out, "out", "hack/bench/results/latest.json", "JSON results file; relative paths are under the module root")
@@ -183,6 +183,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 
+	if opts.scale {
+		return runScale(ctx, opts, bin, tmp, root, pgURL, stdout)
+	}
 	rep := report{Started: started.UTC(), GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Warmup: opts.warmup.String(), Duration: opts.duration.String(),

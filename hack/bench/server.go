@@ -58,8 +58,8 @@ type serverSpec struct {
 	listen      string // 127.0.0.1:PORT
 	metrics     string // 127.0.0.1:PORT
 	logPath     string
-	pprof       bool   // serve --pprof: profiles on the metrics listener
-	godebug     string // the server's GODEBUG
+	pprof       bool     // serve --pprof: profiles on the metrics listener
+	godebug     string   // the server's GODEBUG
 	env         []string // more environment, KEY=VALUE
 	wrap        []string // a command the server runs under, given the server's command line
 	extraArgs   []string
