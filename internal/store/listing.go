@@ -24,11 +24,11 @@ import (
 
 // listingMarkEvery is how many ideas apart the marks are. A variable for
 // the store's tests, which page deep with a few ideas.
-var listingMarkEvery = 500
+var listingMarkEvery = 200
 
-// listingCacheUsers bounds the users whose marks are kept (a few KiB each
-// for 100,000 ideas).
-const listingCacheUsers = 4096
+// listingCacheUsers bounds the users whose marks are kept (about 25 KiB
+// for a user with 100,000 ideas; none for one with fewer than 200).
+const listingCacheUsers = 1024
 
 // ideaKey is an idea's place in the listing order.
 type ideaKey struct {
@@ -90,8 +90,20 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 			err = cerr
 		}
 	}()
+	_, r := s.prepared()
+	stmt := func(q string) (*sql.Stmt, error) {
+		st, err := r.get(ctx, s.d.bind(q)) //nolint:sqlclosecheck // cached; closed by Close
+		if err != nil {
+			return nil, err
+		}
+		return tx.StmtContext(ctx, st), nil //nolint:sqlclosecheck // closed with the transaction
+	}
+	st, err := stmt("SELECT version FROM idea_versions WHERE user_id = ?")
+	if err != nil {
+		return nil, err
+	}
 	var version int64
-	err = tx.QueryRowContext(ctx, s.d.bind("SELECT version FROM idea_versions WHERE user_id = ?"), userID).Scan(&version)
+	err = st.QueryRowContext(ctx, userID).Scan(&version)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
@@ -112,7 +124,10 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 		}
 		args = append(args, listingMarkEvery-1)
 		var m ideaKey
-		err := tx.QueryRowContext(ctx, s.d.bind(q+listingOrder+" LIMIT 1 OFFSET ?"), args...).Scan(&m.score, &m.createdAt, &m.id)
+		st, err := stmt(q + listingOrder + " LIMIT 1 OFFSET ?")
+		if err == nil {
+			err = st.QueryRowContext(ctx, args...).Scan(&m.score, &m.createdAt, &m.id)
+		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			l.end = true
@@ -127,8 +142,11 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 		return []Idea{}, nil // past the end
 	}
 	m := l.marks[k-1]
-	rows, err := tx.QueryContext(ctx, s.d.bind("SELECT "+ideaColumns+" FROM ideas WHERE user_id = ? "+afterKey+listingOrder+" LIMIT ? OFFSET ?"),
-		userID, m.score, m.createdAt, m.id, limit, offset-k*listingMarkEvery)
+	st, err = stmt("SELECT " + ideaColumns + " FROM ideas WHERE user_id = ? " + afterKey + listingOrder + " LIMIT ? OFFSET ?")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, userID, m.score, m.createdAt, m.id, limit, offset-k*listingMarkEvery)
 	if err != nil {
 		return nil, err
 	}
