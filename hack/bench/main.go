@@ -42,6 +42,7 @@ type options struct {
 	serverArgs        []string
 	godebug           string
 	memcg             bool
+	bin               string
 	scale             bool
 	scaleSteps        string
 	scaleOut          string
@@ -76,6 +77,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.algorithm, "key-algorithm", "RS256", "key algorithm of the measured server: RS256, ES256 or EdDSA")
 	fs.StringVar(&refreshAlgs, "refresh-algorithms", "ES256,EdDSA", "other algorithms whose refresh throughput is shown for comparison (empty for none)")
 	fs.StringVar(&o.godebug, "godebug", "", "GODEBUG of the server, for experiments; empty (the default) is the plain binary's own settings, as a user runs it")
+	fs.StringVar(&o.bin, "bin", "", "measure this ideapool binary instead of building the module's (to compare releases with the same bench)")
 	fs.BoolVar(&o.memcg, "memcg", true, "also flood a server confined to a 128 MiB memory cgroup (workload 9; needs root and cgroup v1 or v2, reported as not available otherwise)")
 	fs.BoolVar(&o.scale, "scale", false, "run bench-scale instead: the workloads against databases of growing size (see scale.go); -scale-steps, -scale-out")
 	fs.StringVar(&o.scaleSteps, "scale-steps", "0.01,0.1,1", "with -scale: the sizes measured, as fractions of the full database (100,000 users, 1,000,000 ideas of which 5 users have 100,000 each, 1,000,000 sessions)")
@@ -178,9 +180,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			return err
 		}
 	}
-	bin, err := buildServer(ctx, root, tmp)
-	if err != nil {
-		return err
+	bin := opts.bin
+	if bin == "" {
+		if bin, err = buildServer(ctx, root, tmp); err != nil {
+			return err
+		}
 	}
 
 	if opts.scale {

@@ -352,3 +352,64 @@ func (s serverSpec) fetchProfile(ctx context.Context, query, file string) error 
 	}
 	return f.Close()
 }
+
+// procStat is what /proc/PID/stat and the server's /metrics say about its
+// cost so far.
+type procStat struct {
+	cpu       time.Duration // user + system
+	minFaults int64
+	gcs       float64 // go_gc_duration_seconds_count
+	requests  float64 // ideapool_http_requests_total of one route
+}
+
+// stat reads p's CPU time and minor page faults, and from its metrics the
+// garbage collections and the requests to route.
+func (s serverSpec) stat(ctx context.Context, p *process, route string) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	if err != nil {
+		return procStat{}, err
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return procStat{}, errors.New("short /proc/PID/stat")
+	}
+	var st procStat
+	st.minFaults, _ = strconv.ParseInt(f[7], 10, 64)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	st.cpu = time.Duration(ut+stime) * time.Second / 100 // USER_HZ
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metrics+"/metrics", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return st, fmt.Errorf("read metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, _ := strings.Cut(line, " ")
+		switch {
+		case name == "go_gc_duration_seconds_count":
+			st.gcs, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		case strings.HasPrefix(name, "ideapool_http_requests_total{") && strings.Contains(name, `route="`+route+`"`):
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			st.requests += v
+		}
+	}
+	return st, sc.Err()
+}
+
+// per describes the cost between two stats per request of their route.
+func per(a, b procStat) string {
+	n := b.requests - a.requests
+	if n <= 0 {
+		return "no requests counted"
+	}
+	return fmt.Sprintf("%.0f requests: %.2f ms of server CPU, %.0f minor page faults, %.3f garbage collections each",
+		n, millis(b.cpu-a.cpu)/n, float64(b.minFaults-a.minFaults)/n, (b.gcs-a.gcs)/n)
+}
