@@ -220,16 +220,10 @@ func (b *backendRun) measure(ctx context.Context, p *process) error {
 	// 1 and 7: first, so that the peak resident set is theirs (and that of
 	// the interleaved /healthz, which holds less).
 	wait := b.profile(ctx, "1 ideas")
-	st0, err := b.spec.stat(ctx, p, "/ideas")
-	if err != nil {
-		return err
-	}
-	reads, health := b.pair(readIdeas, healthz)
+	readCosted, readCost := b.spec.costed(ctx, p, "/ideas", readIdeas)
+	healthCosted, healthCost := b.spec.costed(ctx, p, "/healthz", healthz)
+	reads, health := b.pair(readCosted, healthCosted)
 	wait()
-	st1, err := b.spec.stat(ctx, p, "/ideas")
-	if err != nil {
-		return err
-	}
 	hwm, err := p.memory("VmHWM")
 	if err != nil {
 		return err
@@ -244,7 +238,7 @@ func (b *backendRun) measure(ctx context.Context, p *process) error {
 	r1.versus("/healthz", health)
 	r1.Target = "≥ 40% of /healthz; p99 ≤ 1.25x its p99"
 	r1.Met = ptr(r1.ok() && *r1.Ratio >= 0.40 && reads.latencies.quantile(0.99) <= health.latencies.quantile(0.99)*5/4)
-	r1.Notes = append(r1.Notes, "the server (its /healthz slices included): "+per(st0, st1))
+	r1.Notes = append(r1.Notes, "the server during the reads: "+readCost.String()+"; during /healthz: "+healthCost.String())
 	r1.Notes = append(r1.Notes, fmt.Sprintf("p99 %s against /healthz's %s in the same run (%.2fx)", fmtDur(reads.latencies.quantile(0.99)),
 		fmtDur(health.latencies.quantile(0.99)), float64(reads.latencies.quantile(0.99))/max(float64(health.latencies.quantile(0.99)), 1)))
 	b.add(r1)
@@ -333,18 +327,11 @@ func (b *backendRun) measureLogins(ctx context.Context, p *process) error {
 	}
 	rss := sampleRSS(p, 100*time.Millisecond)
 	t0 := time.Now()
-	st0, err := b.spec.stat(ctx, p, "/access-tokens")
-	if err != nil {
-		return err
-	}
+	loginCosted, loginCost := b.spec.costed(ctx, p, "/access-tokens", logins)
 	wait := b.profile(ctx, "4 login")
-	r := interleaveN(b.win(), b.opts.rounds, logins, ours, xcrypto)
+	r := interleaveN(b.win(), b.opts.rounds, loginCosted, ours, xcrypto)
 	wait()
 	rss.stop()
-	st1, err := b.spec.stat(ctx, p, "/access-tokens")
-	if err != nil {
-		return err
-	}
 	login, hashed, xhashed := r[0], r[1], r[2]
 	first, second := rss.peaks(t0, t0.Add(time.Since(t0)/2), time.Now())
 	hwm, err := p.memory("VmHWM")
@@ -372,7 +359,7 @@ func (b *backendRun) measureLogins(ctx context.Context, p *process) error {
 	r4.Notes = append(r4.Notes, fmt.Sprintf("%d connections over %d accounts; the floors verify the same password in the bench process, as many at once as it has CPUs: "+
 		"x/crypto/argon2 %s/s (%.0f%% of it), the server's own argon2id with its memory reused %s/s (%.0f%% of it)",
 		b.opts.loginConnections, len(users), fmtRate(xhashed.rate()), 100*login.rate()/max(xhashed.rate(), 1e-9), fmtRate(hashed.rate()), 100*login.rate()/max(hashed.rate(), 1e-9)))
-	r4.Notes = append(r4.Notes, "the server during the flood (warm-ups included): "+per(st0, st1))
+	r4.Notes = append(r4.Notes, "the server during the flood (warm-ups included): "+loginCost.String())
 	b.add(r4)
 	r7 := row{Workload: "7 peak RSS under 4"}
 	r7.Value, r7.Unit = ptr(mib(hwm)), "MiB"

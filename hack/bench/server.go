@@ -413,3 +413,27 @@ func per(a, b procStat) string {
 	return fmt.Sprintf("%.0f requests: %.2f ms of server CPU, %.0f minor page faults, %.3f garbage collections each",
 		n, millis(b.cpu-a.cpu)/n, float64(b.minFaults-a.minFaults)/n, (b.gcs-a.gcs)/n)
 }
+
+// costs adds up the server's cost over the slices of one workload.
+type costs struct{ a, b procStat }
+
+// costed wraps a workload so that the server's CPU time, page faults,
+// collections and requests to route are summed over its slices only
+// (interleave runs others between them).
+func (s serverSpec) costed(ctx context.Context, p *process, route string, f func(window) loadResult) (func(window) loadResult, *costs) {
+	c := &costs{}
+	return func(win window) loadResult {
+		before, err := s.stat(ctx, p, route)
+		r := f(win)
+		after, err2 := s.stat(ctx, p, route)
+		if err == nil && err2 == nil {
+			c.b.cpu += after.cpu - before.cpu
+			c.b.minFaults += after.minFaults - before.minFaults
+			c.b.gcs += after.gcs - before.gcs
+			c.b.requests += after.requests - before.requests
+		}
+		return r
+	}, c
+}
+
+func (c *costs) String() string { return per(c.a, c.b) }
