@@ -14,16 +14,19 @@ import (
 func TestMemoryUnmappedWhenCollected(t *testing.T) {
 	runtime.GC()
 	before := vmSize(t)
-	var ms runtime.MemStats
+	var ms0, ms1 runtime.MemStats
 	for i := range 1000 {
-		m := NewMemory(19 * 1024)
-		m.blocks[len(m.blocks)-1][0] = uint64(i) // one page resident
 		if i == 0 {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapSys > 19<<20 {
-				t.Fatalf("heap holds %d bytes with one Memory alive: the Memory is on the heap", ms.HeapSys)
+			runtime.ReadMemStats(&ms0)
+		}
+		m := NewMemory(19 * 1024)
+		if i == 0 {
+			runtime.ReadMemStats(&ms1)
+			if n := ms1.TotalAlloc - ms0.TotalAlloc; n > 1<<20 {
+				t.Fatalf("NewMemory allocated %d bytes on the heap: the Memory is on the heap", n)
 			}
 		}
+		m.blocks[len(m.blocks)-1][0] = uint64(i) // one page resident
 		if i%50 == 0 {
 			runtime.GC()
 		}
