@@ -81,7 +81,7 @@ func parseOptions(args []string) (options, error) {
 	fs.BoolVar(&o.memcg, "memcg", true, "also flood a server confined to a 128 MiB memory cgroup (workload 9; needs root and cgroup v1 or v2, reported as not available otherwise)")
 	fs.BoolVar(&o.scale, "scale", false, "run bench-scale instead: the workloads against databases of growing size (see scale.go); -scale-steps, -scale-out")
 	fs.StringVar(&o.scaleSteps, "scale-steps", "0.01,0.1,1", "with -scale: the sizes measured, as fractions of the full database (100,000 users, 1,000,000 ideas of which 5 users have 100,000 each, 1,000,000 sessions)")
-	fs.StringVar(&o.scaleOut, "scale-out", "hack/bench/results/scale", "with -scale: directory of the JSON results and the plots (SVG); relative paths are under the module root")
+	fs.StringVar(&o.scaleOut, "scale-out", "hack/bench/scale", "with -scale: directory of the JSON results and the plots (SVG) the README shows; relative paths are under the module root")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of `ideapool serve`, space-separated (for example --log-level=warn)")
 	fs.StringVar(&o.out, "out", "hack/bench/results/latest.json", "JSON results file; relative paths are under the module root")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the load generator and the floors) to this file")

@@ -72,11 +72,11 @@ func (s *sqlStore) ListIdeas(ctx context.Context, userID string, limit, offset i
 		}
 		return ideas, nil
 	}
-	rows, err := s.query(ctx, "SELECT "+ideaColumns+" FROM ideas WHERE user_id = ? "+listingOrder+" LIMIT ? OFFSET ?", userID, limit, offset)
+	rows, err := s.query(ctx, "SELECT "+listingColumns+" FROM ideas WHERE user_id = ? "+listingOrder+" LIMIT ? OFFSET ?", userID, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
 	}
-	ideas, err := scanIdeas(rows)
+	ideas, err := scanListing(rows, userID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
 	}
@@ -87,14 +87,20 @@ func (s *sqlStore) ListIdeas(ctx context.Context, userID string, limit, offset i
 // newest first (to the microsecond), then by id.
 const listingOrder = "ORDER BY score_sum DESC, created_at DESC, id DESC"
 
-func scanIdeas(rows *sql.Rows) ([]Idea, error) {
+// listingColumns are the columns of a listing: the user is known.
+const listingColumns = "id, content, impact, ease, confidence, created_at"
+
+// scanListing reads at most limit ideas of userID, into one allocation.
+func scanListing(rows *sql.Rows, userID string, limit int) ([]Idea, error) {
 	defer rows.Close()
-	ideas := []Idea{}
+	ideas := make([]Idea, 0, min(limit, 100))
 	for rows.Next() {
-		i, err := scanIdea(rows)
-		if err != nil {
+		i := Idea{UserID: userID}
+		var createdAt int64
+		if err := rows.Scan(&i.ID, &i.Content, &i.Impact, &i.Ease, &i.Confidence, &createdAt); err != nil {
 			return nil, err
 		}
+		i.CreatedAt = goTime(createdAt)
 		ideas = append(ideas, i)
 	}
 	return ideas, rows.Err()

@@ -142,7 +142,7 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 		return []Idea{}, nil // past the end
 	}
 	m := l.marks[k-1]
-	st, err = stmt("SELECT " + ideaColumns + " FROM ideas WHERE user_id = ? " + afterKey + listingOrder + " LIMIT ? OFFSET ?")
+	st, err = stmt("SELECT " + listingColumns + " FROM ideas WHERE user_id = ? " + afterKey + listingOrder + " LIMIT ? OFFSET ?")
 	if err != nil {
 		return nil, err
 	}
@@ -150,5 +150,5 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 	if err != nil {
 		return nil, err
 	}
-	return scanIdeas(rows)
+	return scanListing(rows, userID, limit)
 }
