@@ -80,6 +80,25 @@ type scaleReport struct {
 	LoadNotes      []string      `json:"load_notes"`
 }
 
+// write saves the JSON and the plots into dir.
+func (rep scaleReport) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // results are not secret
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{"scale.json": append(b, '\n'), "scale-throughput.svg": plotThroughput(rep),
+		"scale-deep-page.svg": plotDeepPage(rep), "scale.md": []byte(rep.table())}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil { //nolint:gosec // results are not secret
+			return err
+		}
+	}
+	return nil
+}
+
 func runScale(ctx context.Context, opts options, bin, tmp, root, pgURL string, stdout io.Writer) error {
 	var fractions []float64
 	for _, f := range splitList(opts.scaleSteps) {
@@ -90,6 +109,10 @@ func runScale(ctx context.Context, opts options, bin, tmp, root, pgURL string, s
 		fractions = append(fractions, v)
 	}
 	rep := scaleReport{Started: time.Now().UTC(), GoVersion: goVersion(), NumCPU: numCPU(), Duration: opts.duration.String()}
+	out := opts.scaleOut
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
 	for _, backend := range opts.backends {
 		rs, notes, err := scaleBackend(ctx, opts, bin, tmp, backend, pgURL, fractions)
 		if err != nil {
@@ -97,27 +120,10 @@ func runScale(ctx context.Context, opts options, bin, tmp, root, pgURL string, s
 		}
 		rep.Results = append(rep.Results, rs...)
 		rep.LoadNotes = append(rep.LoadNotes, notes...)
-	}
-	rep.ElapsedSeconds = time.Since(rep.Started).Seconds()
-	out := opts.scaleOut
-	if !filepath.IsAbs(out) {
-		out = filepath.Join(root, out)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil { //nolint:gosec // results are not secret
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "scale.json"), append(b, '\n'), 0o644); err != nil { //nolint:gosec // results are not secret
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "scale-throughput.svg"), plotThroughput(rep), 0o644); err != nil { //nolint:gosec // results are not secret
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(out, "scale-deep-page.svg"), plotDeepPage(rep), 0o644); err != nil { //nolint:gosec // results are not secret
-		return err
+		rep.ElapsedSeconds = time.Since(rep.Started).Seconds()
+		if err := rep.write(out); err != nil { // after each backend: a later failure loses nothing
+			return err
+		}
 	}
 	if _, err := io.WriteString(stdout, rep.table()); err != nil {
 		return err

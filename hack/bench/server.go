@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -298,6 +299,8 @@ func tail(path string, n int) string {
 	return "server log (" + path + "):\n" + strings.Join(lines, "\n")
 }
 
+var pgDatabases atomic.Int64
+
 // postgresDatabase creates a fresh database on the server of baseURL and
 // returns its URL and a function that drops it.
 func postgresDatabase(ctx context.Context, baseURL string) (string, func() error, error) {
@@ -309,7 +312,7 @@ func postgresDatabase(ctx context.Context, baseURL string) (string, func() error
 	if err != nil {
 		return "", nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
-	name := fmt.Sprintf("ideapool_bench_%d_%d", os.Getpid(), time.Now().Unix())
+	name := fmt.Sprintf("ideapool_bench_%d_%d_%d", os.Getpid(), time.Now().Unix(), pgDatabases.Add(1))
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		admin.Close()
 		return "", nil, fmt.Errorf("create database %s: %w", name, err)
