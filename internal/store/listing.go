@@ -73,8 +73,28 @@ func (c *listingCache) get(userID string) *listing {
 
 const afterKey = " AND (score_sum, created_at, id) < (?, ?, ?) "
 
+// The statements of a deep page.
+const (
+	qVersion   = "SELECT version FROM idea_versions WHERE user_id = ?"
+	qFirstMark = "SELECT score_sum, created_at, id FROM ideas WHERE user_id = ? " + listingOrder + " LIMIT 1 OFFSET ?"
+	qNextMark  = "SELECT score_sum, created_at, id FROM ideas WHERE user_id = ? " + afterKey + listingOrder + " LIMIT 1 OFFSET ?"
+	qPage      = "SELECT " + listingColumns + " FROM ideas WHERE user_id = ? " + afterKey + listingOrder + " LIMIT ? OFFSET ?"
+)
+
 // listDeep is ListIdeas for offset >= listingMarkEvery.
 func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset int) (_ []Idea, err error) {
+	// Every statement is prepared before the transaction takes a
+	// connection: preparing needs one of the pool's, and the requests
+	// that wait below for this user's marks each hold one.
+	_, r := s.prepared()
+	prepared := map[string]*sql.Stmt{}
+	for _, q := range []string{qVersion, qFirstMark, qNextMark, qPage} {
+		st, err := r.get(ctx, s.d.bind(q)) //nolint:sqlclosecheck // cached; closed by Close
+		if err != nil {
+			return nil, err
+		}
+		prepared[q] = st
+	}
 	opts := &sql.TxOptions{ReadOnly: true}
 	if s.d.name == "postgres" {
 		opts.Isolation = sql.LevelRepeatableRead // one snapshot for the version and the rows
@@ -90,20 +110,17 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 			err = cerr
 		}
 	}()
-	_, r := s.prepared()
-	stmt := func(q string) (*sql.Stmt, error) {
-		st, err := r.get(ctx, s.d.bind(q)) //nolint:sqlclosecheck // cached; closed by Close
-		if err != nil {
-			return nil, err
+	inTx := map[string]*sql.Stmt{}
+	stmt := func(q string) *sql.Stmt {
+		if st, ok := inTx[q]; ok {
+			return st
 		}
-		return tx.StmtContext(ctx, st), nil //nolint:sqlclosecheck // closed with the transaction
-	}
-	st, err := stmt("SELECT version FROM idea_versions WHERE user_id = ?")
-	if err != nil {
-		return nil, err
+		st := tx.StmtContext(ctx, prepared[q]) //nolint:sqlclosecheck // closed with the transaction
+		inTx[q] = st
+		return st
 	}
 	var version int64
-	err = st.QueryRowContext(ctx, userID).Scan(&version)
+	err = stmt(qVersion).QueryRowContext(ctx, userID).Scan(&version)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
@@ -116,18 +133,14 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 	}
 	k := offset / listingMarkEvery // the mark needed is marks[k-1]
 	for len(l.marks) < k && !l.end {
-		q := "SELECT score_sum, created_at, id FROM ideas WHERE user_id = ? "
-		args := []any{userID}
+		q, args := qFirstMark, []any{userID}
 		if n := len(l.marks); n > 0 {
-			q += afterKey
+			q = qNextMark
 			args = append(args, l.marks[n-1].score, l.marks[n-1].createdAt, l.marks[n-1].id)
 		}
 		args = append(args, listingMarkEvery-1)
 		var m ideaKey
-		st, err := stmt(q + listingOrder + " LIMIT 1 OFFSET ?")
-		if err == nil {
-			err = st.QueryRowContext(ctx, args...).Scan(&m.score, &m.createdAt, &m.id)
-		}
+		err := stmt(q).QueryRowContext(ctx, args...).Scan(&m.score, &m.createdAt, &m.id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			l.end = true
@@ -142,11 +155,7 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 		return []Idea{}, nil // past the end
 	}
 	m := l.marks[k-1]
-	st, err = stmt("SELECT " + listingColumns + " FROM ideas WHERE user_id = ? " + afterKey + listingOrder + " LIMIT ? OFFSET ?")
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, userID, m.score, m.createdAt, m.id, limit, offset-k*listingMarkEvery)
+	rows, err := stmt(qPage).QueryContext(ctx, userID, m.score, m.createdAt, m.id, limit, offset-k*listingMarkEvery)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -269,6 +270,50 @@ func testDeepPages(t *testing.T, open func(t *testing.T) store.Store) {
 		wantPages(t, s, ann.ID, ideas)
 		wantPages(t, s, "user-nobody", nil)
 	})
+	t.Run("many at once on a cold store", func(t *testing.T) { concurrentDeepPages(t, open) })
+}
+
+// concurrentDeepPages has many more callers than a store has connections
+// ask for deep pages of one user at once, on a store that has not listed
+// deep yet: each must get its page (it once waited forever for a connection
+// the others held).
+func concurrentDeepPages(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a deadlock fails instead of hanging
+	defer cancel()
+	_, s := fresh(t, open)
+	for round := range 5 { // the callers race; a few fresh stores make a lost race likely
+		if round > 0 {
+			s = open(t)
+		}
+		ann := mustCreateUser(t, s, newUser("ann"))
+		ideas := deepIdeas("a", ann.ID, 40)
+		mustCreateIdeas(t, s, ideas...)
+		want := listingOrder(ideas)
+		const callers = 64
+		errs := make(chan error, callers)
+		start := make(chan struct{})
+		for n := range callers {
+			go func() {
+				<-start
+				offset := 20 + n%15
+				got, err := s.ListIdeas(ctx, ann.ID, 5, offset)
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("ListIdeas(offset %d): %w", offset, err)
+				case !slices.Equal(ideaIDs(got), ideaIDs(want[offset:offset+5])):
+					errs <- fmt.Errorf("ListIdeas(offset %d) = %v, want %v", offset, ideaIDs(got), ideaIDs(want[offset:offset+5]))
+				default:
+					errs <- nil
+				}
+			}()
+		}
+		close(start)
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // RunReplicas checks what two stores on one database (two replicas) must
