@@ -44,6 +44,7 @@ type options struct {
 	memcg             bool
 	bin               string
 	scale             bool
+	scaleReplot       bool
 	scaleSteps        string
 	scaleOut          string
 	out               string
@@ -80,6 +81,7 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.bin, "bin", "", "measure this ideapool binary instead of building the module's (to compare releases with the same bench)")
 	fs.BoolVar(&o.memcg, "memcg", true, "also flood a server confined to a 128 MiB memory cgroup (workload 9; needs root and cgroup v1 or v2, reported as not available otherwise)")
 	fs.BoolVar(&o.scale, "scale", false, "run bench-scale instead: the workloads against databases of growing size (see scale.go); -scale-steps, -scale-out")
+	fs.BoolVar(&o.scaleReplot, "scale-replot", false, "redraw the plots and the table of -scale-out from its scale.json, measuring nothing")
 	fs.StringVar(&o.scaleSteps, "scale-steps", "0.01,0.1,1", "with -scale: the sizes measured, as fractions of the full database (100,000 users, 1,000,000 ideas of which 5 users have 100,000 each, 1,000,000 sessions)")
 	fs.StringVar(&o.scaleOut, "scale-out", "hack/bench/scale", "with -scale: directory of the JSON results and the plots (SVG) the README shows; relative paths are under the module root")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of `ideapool serve`, space-separated (for example --log-level=warn)")
@@ -135,6 +137,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	opts, err := parseOptions(args)
 	if err != nil {
 		return err
+	}
+	if opts.scaleReplot {
+		return replotScale(ctx, opts, stdout)
 	}
 	pgURL := os.Getenv("IDEAPOOL_TEST_POSTGRES_URL")
 	for _, b := range opts.backends {

@@ -28,7 +28,7 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#
 // svgPlot draws series over categorical x positions labelled xs, with y
 // from 0 to yMax, an optional horizontal goal line, and a legend.
 func svgPlot(title, yLabel string, xs []string, ss []series, yMax, goal float64, goalLabel string) []byte {
-	const w, h, left, right, top, bottom = 760.0, 440.0, 70.0, 250.0, 40.0, 60.0
+	const w, h, left, right, top, bottom = 900.0, 440.0, 70.0, 330.0, 40.0, 60.0
 	pw, ph := w-left-right, h-top-bottom
 	x := func(i float64) float64 {
 		if len(xs) == 1 {
@@ -51,7 +51,7 @@ func svgPlot(title, yLabel string, xs []string, ss []series, yMax, goal float64,
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/>`+"\n", x(float64(i)), top, x(float64(i)), top+ph)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", x(float64(i)), top+ph+18, html.EscapeString(l))
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">ideas in the database (users and sessions a tenth and as many)</text>`+"\n", left+pw/2, h-14)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">ideas in the database (a tenth as many users, as many sessions); solid SQLite, dashed PostgreSQL</text>`+"\n", left+pw/2, h-14)
 	fmt.Fprintf(&b, `<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">%s</text>`+"\n", top+ph/2, html.EscapeString(yLabel))
 	fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#333"/>`+"\n", left, top, pw, ph)
 	if goal > 0 {
@@ -126,7 +126,7 @@ func plotThroughput(rep scaleReport) []byte {
 		if r.Workload == "cleanup of expired sessions" || r.Workload == "GET /ideas deep page" {
 			continue
 		}
-		name := r.Workload + " (" + r.Backend + ")"
+		name := r.Workload + ", " + r.Backend
 		i := slices.IndexFunc(ss, func(s series) bool { return s.name == name })
 		if i < 0 {
 			c, ok := colors[r.Workload]
@@ -140,7 +140,7 @@ func plotThroughput(rep scaleReport) []byte {
 		ss[i].points = append(ss[i].points, [2]float64{float64(slices.Index(sizes, r.Ideas)), 100 * r.Ratio})
 		yMax = max(yMax, 100*r.Ratio)
 	}
-	return svgPlot("Throughput against the empty database, same run (solid: SQLite, dashed: PostgreSQL)", "% of the empty database's requests/s",
+	return svgPlot("Throughput against the empty database, same run", "% of the empty database's requests/s",
 		labels, ss, yMax, 80, "goal: lose at most 20%")
 }
 
@@ -150,15 +150,15 @@ func plotDeepPage(rep scaleReport) []byte {
 	var ss []series
 	yMax := 60.0
 	for _, r := range rep.Results {
-		if r.Workload != "GET /ideas deep page" && r.Workload != "GET /ideas?page=1" {
+		if r.Workload != "GET /ideas deep page" {
 			continue
 		}
-		name := r.Workload + " p99 (" + r.Backend + ")"
+		name := "deep page p99, " + r.Backend
 		i := slices.IndexFunc(ss, func(s series) bool { return s.name == name })
 		if i < 0 {
 			c := palette[0]
-			if r.Workload == "GET /ideas?page=1" {
-				c = palette[2]
+			if r.Backend == "postgres" {
+				c = palette[1]
 			}
 			ss = append(ss, series{name: name, dashed: r.Backend == "postgres", color: c})
 			i = len(ss) - 1
@@ -169,7 +169,7 @@ func plotDeepPage(rep scaleReport) []byte {
 	for i, s := range sizes {
 		labels[i] += fmt.Sprintf(" (%s each)", fmtCount(bigIdeasAt(rep, s)))
 	}
-	return svgPlot("Deep page: the last page of a big user (page = its ideas / 10), p99", "p99 (ms)", labels, ss, yMax, 50, "goal: 50 ms")
+	return svgPlot("Deep page: a big user's last page (its ideas / 10), 8 connections", "p99 (ms)", labels, ss, yMax, 50, "goal: 50 ms")
 }
 
 func bigIdeasAt(rep scaleReport, ideas int) int {

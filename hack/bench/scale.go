@@ -80,6 +80,31 @@ type scaleReport struct {
 	LoadNotes      []string      `json:"load_notes"`
 }
 
+// replotScale redraws the plots and the table from a saved scale.json.
+func replotScale(ctx context.Context, opts options, stdout io.Writer) error {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	dir := opts.scaleOut
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "scale.json"))
+	if err != nil {
+		return err
+	}
+	var rep scaleReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("scale.json: %w", err)
+	}
+	if err := rep.write(dir); err != nil {
+		return err
+	}
+	_, err = io.WriteString(stdout, rep.table())
+	return err
+}
+
 // write saves the JSON and the plots into dir.
 func (rep scaleReport) write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil { //nolint:gosec // results are not secret
