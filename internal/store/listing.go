@@ -125,13 +125,31 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 		return nil, err
 	}
 
+	m, found, err := s.mark(ctx, stmt, userID, version, offset/listingMarkEvery)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return []Idea{}, nil // past the end
+	}
+	rows, err := stmt(qPage).QueryContext(ctx, userID, m.score, m.createdAt, m.id, limit, offset-offset/listingMarkEvery*listingMarkEvery)
+	if err != nil {
+		return nil, err
+	}
+	return scanListing(rows, userID, limit)
+}
+
+// mark returns the k-th mark (k >= 1) of userID's listing at version,
+// taking the marks it lacks, or found false if the listing ends before it.
+// The user's marks are locked only while they are read or extended: the
+// page itself is read without the lock.
+func (s *sqlStore) mark(ctx context.Context, stmt func(string) *sql.Stmt, userID string, version int64, k int) (ideaKey, bool, error) {
 	l := s.listing.get(userID)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.version != version {
 		l.version, l.marks, l.end = version, nil, false
 	}
-	k := offset / listingMarkEvery // the mark needed is marks[k-1]
 	for len(l.marks) < k && !l.end {
 		q, args := qFirstMark, []any{userID}
 		if n := len(l.marks); n > 0 {
@@ -146,18 +164,13 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 			l.end = true
 		case err != nil:
 			l.version = -1 // nothing half-taken is kept
-			return nil, err
+			return ideaKey{}, false, err
 		default:
 			l.marks = append(l.marks, m)
 		}
 	}
 	if len(l.marks) < k {
-		return []Idea{}, nil // past the end
+		return ideaKey{}, false, nil
 	}
-	m := l.marks[k-1]
-	rows, err := stmt(qPage).QueryContext(ctx, userID, m.score, m.createdAt, m.id, limit, offset-k*listingMarkEvery)
-	if err != nil {
-		return nil, err
-	}
-	return scanListing(rows, userID, limit)
+	return l.marks[k-1], true, nil
 }
