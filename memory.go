@@ -25,9 +25,16 @@ import (
 // hashMemory is the working memory of one hashing slot.
 var hashMemory = int64(password.OWASP.MemoryKiB) << 10
 
+// binaryPages is what the binary's own pages (code and data, about 35
+// MiB resident) take of a container's memory: the page cache they live in
+// is charged to the container, and if the limit leaves them no room the
+// kernel evicts code that runs and reads it in again, over and over.
+const binaryPages = 40 << 20
+
 // memoryReserve is what a server needs besides its hashing slots: the
-// binary's pages (about 40 MiB, file-backed), the heap, connections.
-const memoryReserve = 64 << 20
+// binary's pages, and at least 48 MiB for the Go heap (connections,
+// requests, the garbage collector's headroom).
+const memoryReserve = binaryPages + 48<<20
 
 // memoryPlan is how `serve` uses its memory.
 type memoryPlan struct {
@@ -58,10 +65,11 @@ func planMemory(requested, cpus int, cgroupLimit int64, goMemLimitSet bool) memo
 		}
 	}
 	if cgroupLimit > 0 && !goMemLimitSet {
-		// The slots' memory is outside the Go heap; the heap may have
-		// 90% of the rest, the margin Go's documentation suggests for
-		// what the runtime does not count.
-		p.goLimit = max(cgroupLimit-int64(p.hashSlots)*hashMemory, memoryReserve) / 10 * 9
+		// The slots' memory is outside the Go heap, and so are the
+		// binary's pages; the heap may have 90% of the rest (the margin
+		// Go's documentation suggests for what the runtime does not
+		// count), and never less than the reserve's share.
+		p.goLimit = max(cgroupLimit-binaryPages-int64(p.hashSlots)*hashMemory, memoryReserve-binaryPages) / 10 * 9
 	}
 	return p
 }

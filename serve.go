@@ -77,7 +77,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.trustedProxies, contract.FlagTrustedProxies, "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
 	fs.StringVar(&c.tlsCertFile, contract.FlagTLSCertFile, "", "PEM certificate chain: with --tls-key-file, the API (and /readyz) is served over TLS 1.2+ with HTTP/2; a renewed pair is picked up within seconds, without a restart. The metrics listener stays plain HTTP")
 	fs.StringVar(&c.tlsKeyFile, contract.FlagTLSKeyFile, "", "PEM private key of --tls-cert-file (both or neither)")
-	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each, kept and reused); 0 means one per CPU, fewer if the container's memory limit leaves less than 19 MiB for each over 64 MiB. Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
+	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each, kept and reused); 0 means one per CPU, fewer if the container's memory limit leaves less than 19 MiB for each over 88 MiB (the binary's pages and a heap). Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
 	fs.StringVar(&c.keyAlgorithm, contract.FlagKeyAlgorithm, "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.rotationInterval, contract.FlagKeyRotationInterval, 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
