@@ -228,7 +228,7 @@ func scaleBackend(ctx context.Context, opts options, bin, tmp, backend, pgURL st
 		return nil, nil, err
 	}
 	defer db.Close()
-	ld := &loader{db: db, pg: backend == "postgres", rng: rand.New(rand.NewPCG(1, 2)), big: bigGrown}
+	ld := &loader{db: db, pg: backend == "postgres", rng: rand.New(rand.NewPCG(1, 2)), big: bigGrown} //nolint:gosec // filler data, the same every run; no secret
 	if err := ld.readBigIDs(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -587,7 +587,7 @@ func (l *loader) tick() int64 { l.clock += 7; return l.clock }
 func (l *loader) bytes(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
-		b[i] = byte(l.rng.Uint32())
+		b[i] = byte(l.rng.Uint32()) //nolint:gosec // any byte will do
 	}
 	return b
 }

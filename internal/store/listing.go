@@ -120,7 +120,7 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 		return st
 	}
 	var version int64
-	err = stmt(qVersion).QueryRowContext(ctx, userID).Scan(&version)
+	err = stmt(qVersion).QueryRowContext(ctx, userID).Scan(&version) //nolint:sqlclosecheck // the statement closes with the transaction; Scan closes the row
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, err
 	}
@@ -132,7 +132,8 @@ func (s *sqlStore) listDeep(ctx context.Context, userID string, limit, offset in
 	if !found {
 		return []Idea{}, nil // past the end
 	}
-	rows, err := stmt(qPage).QueryContext(ctx, userID, m.score, m.createdAt, m.id, limit, offset-offset/listingMarkEvery*listingMarkEvery)
+	rows, err := stmt(qPage).QueryContext( //nolint:sqlclosecheck // scanListing closes the rows; the statement closes with the transaction
+		ctx, userID, m.score, m.createdAt, m.id, limit, offset-offset/listingMarkEvery*listingMarkEvery)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +159,7 @@ func (s *sqlStore) mark(ctx context.Context, stmt func(string) *sql.Stmt, userID
 		}
 		args = append(args, listingMarkEvery-1)
 		var m ideaKey
-		err := stmt(q).QueryRowContext(ctx, args...).Scan(&m.score, &m.createdAt, &m.id)
+		err := stmt(q).QueryRowContext(ctx, args...).Scan(&m.score, &m.createdAt, &m.id) //nolint:sqlclosecheck // the statement closes with the transaction; Scan closes the row
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			l.end = true

@@ -49,13 +49,16 @@ func permute(p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p1
 }
 
 func gb(a, b, c, d uint64) (uint64, uint64, uint64, uint64) {
-	a += b + 2*uint64(uint32(a))*uint64(uint32(b))
+	a += b + 2*lo(a)*lo(b)
 	d = bits.RotateLeft64(d^a, -32)
-	c += d + 2*uint64(uint32(c))*uint64(uint32(d))
+	c += d + 2*lo(c)*lo(d)
 	b = bits.RotateLeft64(b^c, -24)
-	a += b + 2*uint64(uint32(a))*uint64(uint32(b))
+	a += b + 2*lo(a)*lo(b)
 	d = bits.RotateLeft64(d^a, -16)
-	c += d + 2*uint64(uint32(c))*uint64(uint32(d))
+	c += d + 2*lo(c)*lo(d)
 	b = bits.RotateLeft64(b^c, -63)
 	return a, b, c, d
 }
+
+// lo is the low 32 bits of x, which BlaMka multiplies.
+func lo(x uint64) uint64 { return x & 0xffffffff }

@@ -19,5 +19,5 @@ func allocBlocks(owner *Memory, n int) []block {
 		return make([]block, n)
 	}
 	runtime.AddCleanup(owner, func(b []byte) { _ = syscall.Munmap(b) }, b)
-	return unsafe.Slice((*block)(unsafe.Pointer(unsafe.SliceData(b))), n)
+	return unsafe.Slice((*block)(unsafe.Pointer(unsafe.SliceData(b))), n) //nolint:gosec // the mapping is exactly n blocks, page-aligned, and lives as long as owner
 }
