@@ -71,7 +71,7 @@ bench: ## Load-test a fresh server (SQLite, then a throwaway PostgreSQL) against
 	hack/with-postgres.sh $(GO) run ./hack/bench $(BENCH_FLAGS)
 
 .PHONY: bench-scale
-bench-scale: ## How cost grows with data: 100,000 users, 1,000,000 ideas and sessions, SQLite and PostgreSQL, against the empty database; table, JSON and the SVG plots of the README in hack/bench/scale (about 20 minutes).
+bench-scale: ## How cost grows with data: 100,000 users, 1,000,000 ideas and sessions, SQLite and PostgreSQL, against the empty database; table, JSON and the SVG plots of the README in hack/bench/scale (about 15 minutes).
 	hack/with-postgres.sh $(GO) run ./hack/bench -scale $(BENCH_FLAGS)
 
 .PHONY: bench-operator
