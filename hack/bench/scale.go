@@ -402,9 +402,10 @@ func scaleCleanup(ctx context.Context, opts options, backend, bin string, grown 
 		return r
 	}
 	_ = fractions
-	// Every filler session (and its token) expires now.
+	// Every filler session (and its token) ended an hour ago, and so did
+	// the last access token it issued.
 	past := time.Now().Add(-time.Hour).UnixMicro()
-	if _, err := ld.db.ExecContext(ctx, ld.bind("UPDATE sessions SET expires_at = ? WHERE id LIKE 'fill%'"), past); err != nil {
+	if _, err := ld.db.ExecContext(ctx, ld.bind("UPDATE sessions SET expires_at = ?, access_expires_at = ? WHERE id LIKE 'fill%'"), past, past); err != nil {
 		r.Note = "failed: expire the sessions: " + err.Error()
 		return r
 	}
@@ -549,9 +550,9 @@ func (l *loader) growTo(ctx context.Context, size scaleSize) error {
 	if n := size.sessions - l.sessions; n > 0 && l.users > 0 {
 		start := l.sessions
 		expires := now.Add(30 * 24 * time.Hour).UnixMicro()
-		err := l.insert(ctx, "sessions", []string{"id", "user_id", "auth_time", "created_at", "expires_at", "secret"}, n, func(i int) []any {
+		err := l.insert(ctx, "sessions", []string{"id", "user_id", "auth_time", "created_at", "expires_at", "access_expires_at", "secret"}, n, func(i int) []any {
 			t := l.tick()
-			return []any{"fill" + fillID(start+i), fillID(l.rng.IntN(l.users)), t, t, expires, l.bytes(32)}
+			return []any{"fill" + fillID(start+i), fillID(l.rng.IntN(l.users)), t, t, expires, expires, l.bytes(32)}
 		})
 		if err != nil {
 			return err

@@ -17,7 +17,7 @@ import (
 //
 // Marks are only good while the user's ideas do not change. Every insert,
 // update and delete of an idea moves the user's idea_versions counter on in
-// the same transaction (triggers of migration 0005), and a deep page reads
+// the same transaction (triggers of migration 0007), and a deep page reads
 // the counter and its ideas in one read transaction: marks taken under
 // another version are dropped and taken again. So a write through any
 // replica is seen by the next deep page of every replica.
