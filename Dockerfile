@@ -24,12 +24,6 @@ COPY --from=build /out/ideapool /out/kubectl-ideapool /usr/local/bin/
 # say otherwise.
 ARG IMAGE=ghcr.io/ideapool/ideapool:dev
 ENV IDEAPOOL_APP_IMAGE=${IMAGE}
-# Every password hash allocates and drops 19 MiB. With Go's default
-# (MADV_DONTNEED) freed pages go back to the kernel and the next hash faults
-# them in again: about 700 page faults and 6 ms of CPU per login, a fifth of
-# its cost. With MADV_FREE the kernel reclaims them only when it needs memory
-# (make bench measures the server with this setting too).
-ENV GODEBUG=madvdontneed=0
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/ideapool"]
 CMD ["serve"]

@@ -70,6 +70,10 @@ verify-generated: ## Regenerate deepcopy, CRD and RBAC and fail if that changed 
 bench: ## Load-test a fresh server (SQLite, then a throwaway PostgreSQL) against the machine's floors (BENCH_FLAGS=-help).
 	hack/with-postgres.sh $(GO) run ./hack/bench $(BENCH_FLAGS)
 
+.PHONY: bench-scale
+bench-scale: ## How cost grows with data: 100,000 users, 1,000,000 ideas and sessions, SQLite and PostgreSQL, against the empty database; table, JSON and the SVG plots of the README in hack/bench/scale (about 15 minutes).
+	hack/with-postgres.sh $(GO) run ./hack/bench -scale $(BENCH_FLAGS)
+
 .PHONY: bench-operator
 bench-operator: ## The operator at scale: 200 IdeasApps in a real API server, time to Ready, peak memory, one rotation (IDEAPOOL_BENCH_APPS, _ALGORITHM, _ROTATION).
 	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) $(GO) test -count=1 -timeout 30m -run '^$$' -bench '^BenchmarkOperatorScale$$' -benchtime 1x ./e2e/

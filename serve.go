@@ -77,7 +77,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.trustedProxies, contract.FlagTrustedProxies, "", "comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For gives the client address (for the per-address login throttle); empty trusts none")
 	fs.StringVar(&c.tlsCertFile, contract.FlagTLSCertFile, "", "PEM certificate chain: with --tls-key-file, the API (and /readyz) is served over TLS 1.2+ with HTTP/2; a renewed pair is picked up within seconds, without a restart. The metrics listener stays plain HTTP")
 	fs.StringVar(&c.tlsKeyFile, contract.FlagTLSKeyFile, "", "PEM private key of --tls-cert-file (both or neither)")
-	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each); 0 means one per CPU. Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
+	fs.IntVar(&c.hashConcurrency, "password-hash-concurrency", 0, "password hashes run at once (19 MiB each, kept and reused); 0 means one per CPU, fewer if the container's memory limit leaves less than 19 MiB for each over 88 MiB (the binary's pages and a heap). Each gets a scheduler slot (GOMAXPROCS) of its own, so hashing cannot crowd out other requests")
 	fs.StringVar(&c.keyAlgorithm, contract.FlagKeyAlgorithm, "RS256", "algorithm of new signing keys: RS256, ES256 or EdDSA")
 	fs.DurationVar(&c.rotationInterval, contract.FlagKeyRotationInterval, 720*time.Hour, "how often the server rotates its own key file (at least --key-publish-ahead)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -194,18 +194,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if err := server.RegisterActiveKey(reg, tokens.ActiveKeyID); err != nil {
 		return err
 	}
-	// A password hash is 20 ms of CPU in goroutines that argon2 starts and
-	// Go's scheduler runs next on the P that started them: with as many Ps
-	// as CPUs, a login flood holds every P and other requests queue behind
-	// it (p99 of reads 8x during a flood). One more P per hashing slot
-	// keeps a CPU's worth of Ps for the rest, and the kernel shares the
-	// CPUs between them (2x).
 	cpus := runtime.GOMAXPROCS(0)
-	hashSlots := cfg.hashConcurrency
-	if hashSlots == 0 {
-		hashSlots = cpus
-	}
-	runtime.GOMAXPROCS(cpus + hashSlots)
+	mem := planMemory(cfg.hashConcurrency, cpus, cgroupMemoryLimit(log), goMemLimitInEnv())
+	applyMemoryPlan(mem, cpus)
+	hashSlots := mem.hashSlots
 	hasher, err := password.NewHasher(password.OWASP, rand.Reader, hashSlots)
 	if err != nil {
 		return err
@@ -259,7 +251,8 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("--metrics-listen: %w", err)
 	}
 	log.Info("serving", "listen", apiLn.Addr().String(), "metrics_listen", metricsLn.Addr().String(),
-		"issuer", cfg.issuer, "active_kid", tokens.ActiveKeyID(), "pprof", cfg.pprof, "password_hash_slots", hashSlots, "gomaxprocs", runtime.GOMAXPROCS(0), "version", version)
+		"issuer", cfg.issuer, "active_kid", tokens.ActiveKeyID(), "pprof", cfg.pprof, "password_hash_slots", hashSlots, "gomaxprocs", runtime.GOMAXPROCS(0),
+		"memory_limit_bytes", mem.cgroupLimit, "go_memory_limit_bytes", goMemoryLimit(), "version", version)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })

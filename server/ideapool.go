@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -226,10 +227,19 @@ const jsonContentType = "application/json; charset=utf-8"
 // writeIdeaJSON writes a body encoded by hand (ideas.Idea.AppendJSON), the
 // hottest responses of the API, without reflection.
 func writeIdeaJSON(c *gin.Context, log *slog.Logger, status int, encode func([]byte) ([]byte, error)) {
-	body, err := encode(make([]byte, 0, 2048))
+	buf := ideaBodies.Get().(*[]byte)
+	body, err := encode((*buf)[:0])
 	if err != nil {
 		writeError(c, log, fmt.Errorf("encode ideas: %w", err))
 		return
 	}
-	c.Data(status, jsonContentType, body)
+	c.Data(status, jsonContentType, body) // copied into the connection's buffer before it returns
+	if cap(body) <= 64<<10 {
+		*buf = body[:0]
+		ideaBodies.Put(buf)
+	}
 }
+
+// ideaBodies are buffers of idea bodies, reused: a page is about 2 KiB, and
+// every authenticated read writes one.
+var ideaBodies = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

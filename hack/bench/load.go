@@ -167,17 +167,24 @@ const sliceWarmup = 200 * time.Millisecond
 // else the machine is doing at the time: on a shared machine a baseline
 // measured a minute apart from its workload makes a noisy ratio.
 func interleave(win window, rounds int, x, y func(window) loadResult) (loadResult, loadResult) {
+	r := interleaveN(win, rounds, x, y)
+	return r[0], r[1]
+}
+
+// interleaveN is interleave of any number of workloads.
+func interleaveN(win window, rounds int, fs ...func(window) loadResult) []loadResult {
 	rounds = max(rounds, 1)
 	slice := window{warmup: win.warmup, duration: win.duration / time.Duration(rounds)}
-	var rx, ry loadResult
+	out := make([]loadResult, len(fs))
 	for i := range rounds {
 		if i > 0 {
 			slice.warmup = sliceWarmup
 		}
-		rx = rx.add(x(slice))
-		ry = ry.add(y(slice))
+		for n, f := range fs {
+			out[n] = out[n].add(f(slice))
+		}
 	}
-	return rx, ry
+	return out
 }
 
 // add sums two measurements of the same workload.

@@ -41,6 +41,12 @@ type options struct {
 	refreshAlgorithms []string
 	serverArgs        []string
 	godebug           string
+	memcg             bool
+	bin               string
+	scale             bool
+	scaleReplot       bool
+	scaleSteps        string
+	scaleOut          string
 	out               string
 	cpuProfile        string
 	pprofDir          string
@@ -71,7 +77,13 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&backends, "backends", "sqlite,postgres", "comma-separated backends to run: sqlite, postgres (needs IDEAPOOL_TEST_POSTGRES_URL)")
 	fs.StringVar(&o.algorithm, "key-algorithm", "RS256", "key algorithm of the measured server: RS256, ES256 or EdDSA")
 	fs.StringVar(&refreshAlgs, "refresh-algorithms", "ES256,EdDSA", "other algorithms whose refresh throughput is shown for comparison (empty for none)")
-	fs.StringVar(&o.godebug, "godebug", "madvdontneed=0", "GODEBUG of the server; the default is the image's (Dockerfile), empty is Go's defaults")
+	fs.StringVar(&o.godebug, "godebug", "", "GODEBUG of the server, for experiments; empty (the default) is the plain binary's own settings, as a user runs it")
+	fs.StringVar(&o.bin, "bin", "", "measure this ideapool binary instead of building the module's (to compare releases with the same bench)")
+	fs.BoolVar(&o.memcg, "memcg", true, "also flood a server confined to a 128 MiB memory cgroup (workload 9; needs root and cgroup v1 or v2, reported as not available otherwise)")
+	fs.BoolVar(&o.scale, "scale", false, "run bench-scale instead: the workloads against databases of growing size (see scale.go); -scale-steps, -scale-out")
+	fs.BoolVar(&o.scaleReplot, "scale-replot", false, "redraw the plots and the table of -scale-out from its scale.json, measuring nothing")
+	fs.StringVar(&o.scaleSteps, "scale-steps", "0.01,0.1,1", "with -scale: the sizes measured, as fractions of the full database (100,000 users, 1,000,000 ideas of which 5 users have 100,000 each, 1,000,000 sessions)")
+	fs.StringVar(&o.scaleOut, "scale-out", "hack/bench/scale", "with -scale: directory of the JSON results and the plots (SVG) the README shows; relative paths are under the module root")
 	fs.StringVar(&serverArgs, "server-args", "", "extra arguments of `ideapool serve`, space-separated (for example --log-level=warn)")
 	fs.StringVar(&o.out, "out", "hack/bench/results/latest.json", "JSON results file; relative paths are under the module root")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the load generator and the floors) to this file")
@@ -126,6 +138,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if opts.scaleReplot {
+		return replotScale(ctx, opts, stdout)
+	}
 	pgURL := os.Getenv("IDEAPOOL_TEST_POSTGRES_URL")
 	for _, b := range opts.backends {
 		if b == "postgres" && pgURL == "" {
@@ -170,11 +185,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			return err
 		}
 	}
-	bin, err := buildServer(ctx, root, tmp)
-	if err != nil {
-		return err
+	bin := opts.bin
+	if bin == "" {
+		if bin, err = buildServer(ctx, root, tmp); err != nil {
+			return err
+		}
 	}
 
+	if opts.scale {
+		return runScale(ctx, opts, bin, tmp, root, pgURL, stdout)
+	}
 	rep := report{Started: started.UTC(), GoVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		Warmup: opts.warmup.String(), Duration: opts.duration.String(),

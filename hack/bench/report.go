@@ -141,9 +141,9 @@ type report struct {
 
 func (rep report) header() string {
 	return fmt.Sprintf("ideapool bench, %s, %s: GOMAXPROCS=%d, %d CPUs, shared by the load generator and the server (and whatever else runs here)\n"+
-		"each workload: %s warm-up, %s measured, closed loop on loopback; %d connections (logins %d); key %s; server GODEBUG=%s",
+		"each workload: %s warm-up, %s measured, closed loop on loopback; %d connections (logins %d); key %s; server: the plain binary, no environment%s",
 		rep.Started.Format(time.RFC3339), rep.GoVersion, rep.GOMAXPROCS, rep.NumCPU,
-		rep.Warmup, rep.Duration, rep.Connections, rep.LoginConnections, rep.KeyAlgorithm, rep.ServerGODEBUG)
+		rep.Warmup, rep.Duration, rep.Connections, rep.LoginConnections, rep.KeyAlgorithm, godebugNote(rep.ServerGODEBUG))
 }
 
 // writeTable prints the header, the table (Markdown, so that it can be
@@ -188,6 +188,23 @@ func (rep report) writeTable(w io.Writer) error {
 		}
 	}
 	b.WriteString("\n")
+	met, goals := 0, 0
+	var missed []string
+	for _, r := range rep.Rows {
+		if r.Met != nil {
+			goals++
+			if *r.Met {
+				met++
+			} else {
+				missed = append(missed, r.Backend+" "+r.Workload)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "goals met: %d of %d", met, goals)
+	if len(missed) > 0 {
+		fmt.Fprintf(&b, "; NOT met: %s", strings.Join(missed, ", "))
+	}
+	b.WriteString("\n\n")
 	for _, r := range rep.Rows {
 		for _, n := range r.Notes {
 			fmt.Fprintf(&b, "- %s, %s: %s\n", r.Backend, r.Workload, n)
@@ -219,4 +236,11 @@ func (rep report) writeJSON(path string) error {
 		return fmt.Errorf("write results: %w", err)
 	}
 	return nil
+}
+
+func godebugNote(g string) string {
+	if g == "" {
+		return ""
+	}
+	return " but GODEBUG=" + g
 }

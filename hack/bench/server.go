@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,8 +59,10 @@ type serverSpec struct {
 	listen      string // 127.0.0.1:PORT
 	metrics     string // 127.0.0.1:PORT
 	logPath     string
-	pprof       bool   // serve --pprof: profiles on the metrics listener
-	godebug     string // the server's GODEBUG
+	pprof       bool     // serve --pprof: profiles on the metrics listener
+	godebug     string   // the server's GODEBUG
+	env         []string // more environment, KEY=VALUE
+	wrap        []string // a command the server runs under, given the server's command line
 	extraArgs   []string
 	readyPolled time.Duration // how often /readyz is polled while starting
 }
@@ -96,9 +99,13 @@ func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) 
 		args = append(args, "--pprof")
 	}
 	// Not CommandContext: stop() ends the server with SIGTERM, not SIGKILL.
-	cmd := exec.Command(s.bin, args...) //nolint:gosec,noctx // our own freshly built binary
+	argv := append([]string{s.bin}, args...)
+	if len(s.wrap) > 0 {
+		argv = append(append([]string{}, s.wrap...), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec,noctx // our own freshly built binary
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = serverEnv(s.godebug)
+	cmd.Env = append(serverEnv(s.godebug), s.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &process{cmd: cmd, log: lf, exited: make(chan struct{})}
 	t0 := time.Now()
@@ -115,12 +122,16 @@ func (s serverSpec) start(ctx context.Context) (*process, time.Duration, error) 
 }
 
 // serverEnv is our environment without IDEAPOOL_ variables, which would
-// otherwise configure the server behind the flags' back, and with godebug
-// (the image's GODEBUG, see the Dockerfile) as GODEBUG.
+// otherwise configure the server behind the flags' back, nor the Go
+// runtime's (the server runs as a user runs the plain binary), and with
+// godebug as GODEBUG if set.
 func serverEnv(godebug string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "IDEAPOOL_") && !strings.HasPrefix(kv, "GODEBUG=") {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "IDEAPOOL_"), name == "GODEBUG", name == "GOGC", name == "GOMEMLIMIT", name == "GOMAXPROCS":
+		default:
 			env = append(env, kv)
 		}
 	}
@@ -288,6 +299,8 @@ func tail(path string, n int) string {
 	return "server log (" + path + "):\n" + strings.Join(lines, "\n")
 }
 
+var pgDatabases atomic.Int64
+
 // postgresDatabase creates a fresh database on the server of baseURL and
 // returns its URL and a function that drops it.
 func postgresDatabase(ctx context.Context, baseURL string) (string, func() error, error) {
@@ -299,7 +312,7 @@ func postgresDatabase(ctx context.Context, baseURL string) (string, func() error
 	if err != nil {
 		return "", nil, fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
-	name := fmt.Sprintf("ideapool_bench_%d_%d", os.Getpid(), time.Now().Unix())
+	name := fmt.Sprintf("ideapool_bench_%d_%d_%d", os.Getpid(), time.Now().Unix(), pgDatabases.Add(1))
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		admin.Close()
 		return "", nil, fmt.Errorf("create database %s: %w", name, err)
@@ -342,3 +355,88 @@ func (s serverSpec) fetchProfile(ctx context.Context, query, file string) error 
 	}
 	return f.Close()
 }
+
+// procStat is what /proc/PID/stat and the server's /metrics say about its
+// cost so far.
+type procStat struct {
+	cpu       time.Duration // user + system
+	minFaults int64
+	gcs       float64 // go_gc_duration_seconds_count
+	requests  float64 // ideapool_http_requests_total of one route
+}
+
+// stat reads p's CPU time and minor page faults, and from its metrics the
+// garbage collections and the requests to route.
+func (s serverSpec) stat(ctx context.Context, p *process, route string) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+	if err != nil {
+		return procStat{}, err
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return procStat{}, errors.New("short /proc/PID/stat")
+	}
+	var st procStat
+	st.minFaults, _ = strconv.ParseInt(f[7], 10, 64)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	st.cpu = time.Duration(ut+stime) * time.Second / 100 // USER_HZ
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metrics+"/metrics", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return st, fmt.Errorf("read metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, rest, _ := strings.Cut(line, " ")
+		switch {
+		case name == "go_gc_duration_seconds_count":
+			st.gcs, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		case strings.HasPrefix(name, "ideapool_http_requests_total{") && strings.Contains(name, `route="`+route+`"`):
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			st.requests += v
+		}
+	}
+	return st, sc.Err()
+}
+
+// per describes the cost between two stats per request of their route.
+func per(a, b procStat) string {
+	n := b.requests - a.requests
+	if n <= 0 {
+		return "no requests counted"
+	}
+	return fmt.Sprintf("%.0f requests: %.2f ms of server CPU, %.0f minor page faults, %.3f garbage collections each",
+		n, millis(b.cpu-a.cpu)/n, float64(b.minFaults-a.minFaults)/n, (b.gcs-a.gcs)/n)
+}
+
+// costs adds up the server's cost over the slices of one workload.
+type costs struct{ a, b procStat }
+
+// costed wraps a workload so that the server's CPU time, page faults,
+// collections and requests to route are summed over its slices only
+// (interleave runs others between them).
+func (s serverSpec) costed(ctx context.Context, p *process, route string, f func(window) loadResult) (func(window) loadResult, *costs) {
+	c := &costs{}
+	return func(win window) loadResult {
+		before, err := s.stat(ctx, p, route)
+		r := f(win)
+		after, err2 := s.stat(ctx, p, route)
+		if err == nil && err2 == nil {
+			c.b.cpu += after.cpu - before.cpu
+			c.b.minFaults += after.minFaults - before.minFaults
+			c.b.gcs += after.gcs - before.gcs
+			c.b.requests += after.requests - before.requests
+		}
+		return r
+	}, c
+}
+
+func (c *costs) String() string { return per(c.a, c.b) }

@@ -1,6 +1,8 @@
 // Package password hashes and checks passwords with argon2id in PHC string
 // format, under a concurrency bound so that a login flood cannot exhaust
-// memory or starve the rest of the process.
+// memory or starve the rest of the process: each hashing slot owns the
+// working memory of one hash (19 MiB at OWASP's parameters), reused by every
+// hash that runs in it, so the memory of hashing is the slots' and no more.
 package password
 
 import (
@@ -13,7 +15,7 @@ import (
 	"runtime"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/ideapool/ideapool/internal/password/argon2id"
 )
 
 // Params are argon2id parameters. The defaults are OWASP's minimum
@@ -46,7 +48,9 @@ var ErrMismatch = errors.New("password mismatch")
 type Hasher struct {
 	params Params
 	rand   io.Reader
-	slots  chan struct{}
+	// slots holds one working memory per hashing slot: taking one is
+	// taking the slot. Each is allocated by its first hash and kept.
+	slots chan *argon2id.Memory
 	// dummy is a valid hash used to spend the same time on unknown accounts.
 	dummy string
 }
@@ -56,7 +60,10 @@ func NewHasher(p Params, rand io.Reader, concurrency int) (*Hasher, error) {
 	if concurrency <= 0 {
 		concurrency = runtime.GOMAXPROCS(0)
 	}
-	h := &Hasher{params: p, rand: rand, slots: make(chan struct{}, concurrency), dummy: owaspDummy}
+	h := &Hasher{params: p, rand: rand, slots: make(chan *argon2id.Memory, concurrency), dummy: owaspDummy}
+	for range concurrency {
+		h.slots <- &argon2id.Memory{}
+	}
 	if p != OWASP {
 		d, err := h.hash(context.Background(), "ideapool-dummy-password")
 		if err != nil {
@@ -80,12 +87,13 @@ func (h *Hasher) hash(ctx context.Context, pw string) (string, error) {
 	if _, err := io.ReadFull(h.rand, salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
 	}
-	if err := h.acquire(ctx); err != nil {
+	mem, err := h.acquire(ctx)
+	if err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(pw), salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, h.params.KeyLen)
-	h.release()
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+	key := argon2id.Key(mem, []byte(pw), salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, h.params.KeyLen)
+	h.release(mem)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2id.Version,
 		h.params.MemoryKiB, h.params.Iterations, h.params.Parallelism,
 		b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -100,11 +108,12 @@ func (h *Hasher) Verify(ctx context.Context, hash, pw string) error {
 	if err != nil {
 		return err
 	}
-	if err := h.acquire(ctx); err != nil {
+	mem, err := h.acquire(ctx)
+	if err != nil {
 		return err
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want))) //nolint:gosec // decode bounds len(want) to 1024
-	h.release()
+	got := argon2id.Key(mem, []byte(pw), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want))) //nolint:gosec // decode bounds len(want) to 1024
+	h.release(mem)
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return ErrMismatch
 	}
@@ -117,16 +126,23 @@ func (h *Hasher) VerifyDummy(ctx context.Context, pw string) {
 	_ = h.Verify(ctx, h.dummy, pw)
 }
 
-func (h *Hasher) acquire(ctx context.Context) error {
+// acquire takes a hashing slot and returns its working memory, allocated
+// at the Hasher's parameters by the slot's first hash. A hash of other
+// parameters (an older stored hash) that needs more works in memory of its
+// own, dropped afterwards.
+func (h *Hasher) acquire(ctx context.Context) (*argon2id.Memory, error) {
 	select {
-	case h.slots <- struct{}{}:
-		return nil
+	case mem := <-h.slots:
+		if mem.Size() < h.params.MemoryKiB {
+			mem = argon2id.NewMemory(h.params.MemoryKiB)
+		}
+		return mem, nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for a hashing slot: %w", ctx.Err())
+		return nil, fmt.Errorf("wait for a hashing slot: %w", ctx.Err())
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) release(mem *argon2id.Memory) { h.slots <- mem }
 
 var b64 = base64.RawStdEncoding
 
@@ -137,7 +153,7 @@ func decode(phc string) (Params, []byte, []byte, error) {
 		return Params{}, nil, nil, errors.New("decode password hash: not an argon2id PHC string")
 	}
 	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2id.Version {
 		return Params{}, nil, nil, fmt.Errorf("decode password hash: unsupported version %q", parts[2])
 	}
 	var p Params

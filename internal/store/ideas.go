@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 )
@@ -54,32 +55,53 @@ func (s *sqlStore) DeleteIdea(ctx context.Context, userID, id string) error {
 
 // ListIdeas returns one page of userID's ideas. The order is total (id
 // breaks the last ties), so pages neither overlap nor skip while the ideas
-// do not change; ideas_listing_idx serves it without sorting.
+// do not change; ideas_listing_idx serves it without sorting. Pages past
+// the first listingMarkEvery ideas start from a remembered position instead
+// of counting every idea before them (see listing.go).
 func (s *sqlStore) ListIdeas(ctx context.Context, userID string, limit, offset int) ([]Idea, error) {
 	if limit < 0 || offset < 0 {
 		return nil, errors.New("list ideas: negative limit or offset")
 	}
-	ideas := []Idea{}
 	if limit == 0 {
-		return ideas, nil
+		return []Idea{}, nil
 	}
-	rows, err := s.query(ctx, "SELECT "+ideaColumns+` FROM ideas
-		WHERE user_id = ?
-		ORDER BY score_sum DESC, created_at DESC, id DESC
-		LIMIT ? OFFSET ?`, userID, limit, offset)
-	if err != nil {
-		return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		i, err := scanIdea(rows)
+	if offset >= listingMarkEvery {
+		ideas, err := s.listDeep(ctx, userID, limit, offset)
 		if err != nil {
 			return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
 		}
-		ideas = append(ideas, i)
+		return ideas, nil
 	}
-	if err := rows.Err(); err != nil {
+	rows, err := s.query(ctx, "SELECT "+listingColumns+" FROM ideas WHERE user_id = ? "+listingOrder+" LIMIT ? OFFSET ?", userID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
+	}
+	ideas, err := scanListing(rows, userID, limit)
+	if err != nil {
 		return nil, fmt.Errorf("list ideas: %w", s.d.mapErr(err))
 	}
 	return ideas, nil
+}
+
+// listingOrder is the README's order: highest average score first, ties
+// newest first (to the microsecond), then by id.
+const listingOrder = "ORDER BY score_sum DESC, created_at DESC, id DESC"
+
+// listingColumns are the columns of a listing: the user is known.
+const listingColumns = "id, content, impact, ease, confidence, created_at"
+
+// scanListing reads at most limit ideas of userID, into one allocation.
+func scanListing(rows *sql.Rows, userID string, limit int) ([]Idea, error) {
+	defer rows.Close()
+	ideas := make([]Idea, 0, min(limit, 100))
+	for rows.Next() {
+		i := Idea{UserID: userID}
+		var createdAt int64
+		if err := rows.Scan(&i.ID, &i.Content, &i.Impact, &i.Ease, &i.Confidence, &createdAt); err != nil {
+			return nil, err
+		}
+		i.CreatedAt = goTime(createdAt)
+		ideas = append(ideas, i)
+	}
+	return ideas, rows.Err()
 }

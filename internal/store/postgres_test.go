@@ -23,6 +23,13 @@ func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, postgresURL(t)) })
 }
 
+func TestPostgresReplicas(t *testing.T) {
+	storetest.RunReplicas(t, func(t *testing.T) (store.Store, store.Store) {
+		url := postgresURL(t)
+		return mustOpen(t, url), mustOpen(t, url)
+	})
+}
+
 func TestPostgresOpen(t *testing.T) {
 	requirePostgres(t)
 	testOpen(t, postgresURL)

@@ -19,6 +19,13 @@ func TestSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, sqliteURL(t)) })
 }
 
+func TestSQLiteReplicas(t *testing.T) {
+	storetest.RunReplicas(t, func(t *testing.T) (store.Store, store.Store) {
+		url := sqliteURL(t)
+		return mustOpen(t, url), mustOpen(t, url)
+	})
+}
+
 func TestSQLiteOpen(t *testing.T) {
 	testOpen(t, sqliteURL)
 }

@@ -19,6 +19,8 @@ type sqlStore struct {
 	// Prepared statements of w and r (created on first use).
 	wStmts, rStmts *stmts
 	stmtsOnce      sync.Once
+	// listing remembers where users' deep pages of ideas begin.
+	listing listingCache
 }
 
 var _ Store = (*sqlStore)(nil)

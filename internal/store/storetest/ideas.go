@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +173,164 @@ func testIdeas(t *testing.T, open func(t *testing.T) store.Store) {
 		list, err := s.ListIdeas(ctx, ann.ID, 10, 0)
 		wantErr(t, "ListIdeas", err, nil)
 		wantEqual(t, "owner's idea untouched", list, []store.Idea{storedIdea(mine)})
+	})
+}
+
+// listingOrder sorts ideas as the README says ListIdeas does: highest
+// score first, ties newest first (microseconds), then by id.
+func listingOrder(ideas []store.Idea) []store.Idea {
+	out := slices.Clone(ideas)
+	slices.SortFunc(out, func(a, b store.Idea) int {
+		if d := (b.Impact + b.Ease + b.Confidence) - (a.Impact + a.Ease + a.Confidence); d != 0 {
+			return d
+		}
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return out
+}
+
+// wantPages checks every page of userID (several page sizes, every
+// offset) against the ideas in listing order.
+func wantPages(t *testing.T, s store.Store, userID string, want []store.Idea) {
+	t.Helper()
+	want = listingOrder(want)
+	for _, limit := range []int{1, 10, 13} {
+		for offset := 0; offset <= len(want)+limit; offset++ {
+			got, err := s.ListIdeas(t.Context(), userID, limit, offset)
+			if err != nil {
+				t.Fatalf("ListIdeas(limit %d, offset %d): %v", limit, offset, err)
+			}
+			exp := want[min(offset, len(want)):min(offset+limit, len(want))]
+			if !slices.Equal(ideaIDs(got), ideaIDs(exp)) {
+				t.Fatalf("ListIdeas(limit %d, offset %d) = %v, want %v", limit, offset, ideaIDs(got), ideaIDs(exp))
+			}
+		}
+	}
+}
+
+// deepIdeas are n ideas of userID with few distinct scores and times, so
+// that most of them tie on something.
+func deepIdeas(prefix, userID string, n int) []store.Idea {
+	var ideas []store.Idea
+	for k := range n {
+		ideas = append(ideas, newIdea(fmt.Sprintf("%s%03d", prefix, (k*37)%n), userID, 1+k%3, 1+k%2, 4, time.Duration(k%5)*time.Microsecond))
+	}
+	return ideas
+}
+
+// changeIdeas updates, deletes and adds ideas of userID through s, and
+// returns the ideas as they are then.
+func changeIdeas(t *testing.T, s store.Store, ideas []store.Idea, prefix string) []store.Idea {
+	t.Helper()
+	ctx := t.Context()
+	out := slices.Clone(ideas)
+	// The listing's first idea drops to the bottom, one from the middle
+	// rises to the top, one goes, one arrives.
+	first := listingOrder(out)[0]
+	mid := listingOrder(out)[len(out)/2]
+	for i, idea := range out {
+		switch idea.ID {
+		case first.ID:
+			out[i].Impact, out[i].Ease, out[i].Confidence = 1, 1, 1
+		case mid.ID:
+			out[i].Impact, out[i].Ease, out[i].Confidence = 10, 10, 10
+		}
+		if idea.ID == first.ID || idea.ID == mid.ID {
+			if _, err := s.UpdateIdea(ctx, out[i]); err != nil {
+				t.Fatalf("UpdateIdea: %v", err)
+			}
+		}
+	}
+	gone := listingOrder(out)[len(out)/3]
+	if err := s.DeleteIdea(ctx, gone.UserID, gone.ID); err != nil {
+		t.Fatalf("DeleteIdea: %v", err)
+	}
+	out = slices.DeleteFunc(out, func(i store.Idea) bool { return i.ID == gone.ID })
+	added := newIdea(prefix+"new", gone.UserID, 2, 2, 4, 3*time.Microsecond)
+	mustCreateIdeas(t, s, added)
+	return append(out, storedIdea(added))
+}
+
+func testDeepPages(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("every page in order, before and after changes", func(t *testing.T) {
+		_, s := fresh(t, open)
+		ann := mustCreateUser(t, s, newUser("ann"))
+		bob := mustCreateUser(t, s, newUser("bob"))
+		ideas := deepIdeas("a", ann.ID, 61)
+		mustCreateIdeas(t, s, ideas...)
+		mustCreateIdeas(t, s, deepIdeas("b", bob.ID, 30)...) // another user's, same scores and times
+		for i := range ideas {
+			ideas[i] = storedIdea(ideas[i])
+		}
+		wantPages(t, s, ann.ID, ideas)
+		ideas = changeIdeas(t, s, ideas, "a")
+		wantPages(t, s, ann.ID, ideas)
+		wantPages(t, s, "user-nobody", nil)
+	})
+	t.Run("many at once on a cold store", func(t *testing.T) { concurrentDeepPages(t, open) })
+}
+
+// concurrentDeepPages has many more callers than a store has connections
+// ask for deep pages of one user at once, on a store that has not listed
+// deep yet: each must get its page (it once waited forever for a connection
+// the others held).
+func concurrentDeepPages(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a deadlock fails instead of hanging
+	defer cancel()
+	_, s := fresh(t, open)
+	for round := range 5 { // the callers race; a few fresh stores make a lost race likely
+		if round > 0 {
+			s = open(t)
+		}
+		ann := mustCreateUser(t, s, newUser("ann"))
+		ideas := deepIdeas("a", ann.ID, 40)
+		mustCreateIdeas(t, s, ideas...)
+		want := listingOrder(ideas)
+		const callers = 64
+		errs := make(chan error, callers)
+		start := make(chan struct{})
+		for n := range callers {
+			go func() {
+				<-start
+				offset := 20 + n%15
+				got, err := s.ListIdeas(ctx, ann.ID, 5, offset)
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("ListIdeas(offset %d): %w", offset, err)
+				case !slices.Equal(ideaIDs(got), ideaIDs(want[offset:offset+5])):
+					errs <- fmt.Errorf("ListIdeas(offset %d) = %v, want %v", offset, ideaIDs(got), ideaIDs(want[offset:offset+5]))
+				default:
+					errs <- nil
+				}
+			}()
+		}
+		close(start)
+		for range callers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// RunReplicas checks what two stores on one database (two replicas) must
+// agree on. open returns both, on a new, empty, migrated database.
+func RunReplicas(t *testing.T, open func(t *testing.T) (store.Store, store.Store)) {
+	t.Run("a change through one replica is in the other's deep pages", func(t *testing.T) {
+		t.Parallel()
+		a, b := open(t)
+		ann := mustCreateUser(t, a, newUser("ann"))
+		ideas := deepIdeas("a", ann.ID, 45)
+		mustCreateIdeas(t, a, ideas...)
+		for i := range ideas {
+			ideas[i] = storedIdea(ideas[i])
+		}
+		wantPages(t, b, ann.ID, ideas) // b remembers where its pages begin
+		ideas = changeIdeas(t, a, ideas, "a")
+		wantPages(t, b, ann.ID, ideas)
+		wantPages(t, a, ann.ID, ideas)
 	})
 }

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("APIClients", func(t *testing.T) { testAPIClients(t, open) })
 	t.Run("ClientAssertions", func(t *testing.T) { testClientAssertions(t, open) })
 	t.Run("Ideas", func(t *testing.T) { testIdeas(t, open) })
+	t.Run("DeepPages", func(t *testing.T) { testDeepPages(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, open) })
 	t.Run("Context", func(t *testing.T) { testContext(t, open) })
 }
