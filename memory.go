@@ -25,10 +25,13 @@ import (
 // hashMemory is the working memory of one hashing slot.
 var hashMemory = int64(password.OWASP.MemoryKiB) << 10
 
-// binaryPages is what the binary's own pages (code and data, about 35
-// MiB resident) take of a container's memory: the page cache they live in
-// is charged to the container, and if the limit leaves them no room the
-// kernel evicts code that runs and reads it in again, over and over.
+// binaryPages is what the binary's own pages (code and data) take of a
+// container's memory: about 45 MiB resident once every linked package has
+// run its init code, about 20-26 MiB under load after serve releases the
+// ones it does not use (releaseStartupPages); counted at the higher figure.
+// The page cache they live in is charged to the container, and if the
+// limit leaves them no room the kernel evicts code that runs and reads it
+// in again, over and over.
 const binaryPages = 40 << 20
 
 // memoryReserve is what a server needs besides its hashing slots: the

@@ -254,6 +254,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		"issuer", cfg.issuer, "active_kid", tokens.ActiveKeyID(), "pprof", cfg.pprof, "password_hash_slots", hashSlots, "gomaxprocs", runtime.GOMAXPROCS(0),
 		"memory_limit_bytes", mem.cgroupLimit, "go_memory_limit_bytes", goMemoryLimit(), "version", version)
 
+	if _, err := releaseStartupPages(); err != nil {
+		// Only memory is at stake (kernels before 5.4 lack MADV_PAGEOUT).
+		log.Info("startup pages kept resident", "error", err)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
 	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
