@@ -99,6 +99,8 @@ func TestValidationRefusesBadSpecs(t *testing.T) {
 			spec: map[string]any{"trustedProxies": []any{"10.0.0.0/8", "10.1.2.3"}}, wantInMessage: "every entry must be a CIDR"},
 		"a trusted proxy that is a name": {
 			spec: map[string]any{"trustedProxies": []any{"ingress-nginx"}}, wantInMessage: "every entry must be a CIDR"},
+		"a TLS Secret name that is not a DNS name": {
+			spec: map[string]any{"tls": map[string]any{"secretName": "Bad_Name"}}, wantInMessage: "secretName"},
 		"a trusted proxy twice": {
 			spec: map[string]any{"trustedProxies": []any{"10.0.0.0/8", "10.0.0.0/8"}}, wantInMessage: "Duplicate value"},
 	}

@@ -93,9 +93,15 @@ func TestChartSchemaChecksExposure(t *testing.T) {
 		"an Ingress host that is a URL":      {"app.spec.expose.ingress.host=https://id.example.com", "host"},
 		"an Ingress and a Gateway": {"app.spec.expose.ingress.host=id.example.com,app.spec.expose.gateway.hostname=id.example.com," +
 			"app.spec.expose.gateway.parentRefs[0].name=edge", "expose"},
-		"a Gateway without parents":          {"app.spec.expose.gateway.hostname=id.example.com", "parentRefs"},
-		"a trusted proxy that is not a CIDR": {"app.spec.trustedProxies={ingress-nginx}", "trustedProxies"},
-		"a namespace that is not one":        {"operator.watchNamespaces={Team_A}", "watchNamespaces"},
+		"a Gateway without parents":                {"app.spec.expose.gateway.hostname=id.example.com", "parentRefs"},
+		"a trusted proxy that is not a CIDR":       {"app.spec.trustedProxies={ingress-nginx}", "trustedProxies"},
+		"an IPv4 prefix over 32":                   {"app.spec.trustedProxies={10.0.0.0/33}", "trustedProxies"},
+		"an octet over 255":                        {"app.spec.trustedProxies={300.0.0.0/8}", "trustedProxies"},
+		"an IPv6 prefix over 128":                  {"app.spec.trustedProxies={fd00::/129}", "trustedProxies"},
+		"three colons":                             {"app.spec.trustedProxies={:::/64}", "trustedProxies"},
+		"an address without a prefix":              {"app.spec.trustedProxies={10.1.2.3}", "trustedProxies"},
+		"a TLS Secret name that is not a DNS name": {"app.spec.tls.secretName=Bad_Name", "secretName"},
+		"a namespace that is not one":              {"operator.watchNamespaces={Team_A}", "watchNamespaces"},
 	}
 	accepted := []string{
 		"app.spec.tls.secretName=pool-cert,app.spec.expose.ingress.host=id.example.com,app.spec.expose.ingress.className=nginx",
@@ -103,6 +109,7 @@ func TestChartSchemaChecksExposure(t *testing.T) {
 		"app.spec.expose.gateway.hostname=id.example.com,app.spec.expose.gateway.parentRefs[0].name=edge," +
 			"app.spec.expose.gateway.parentRefs[0].namespace=infra,app.spec.expose.gateway.parentRefs[0].sectionName=https",
 		"app.spec.trustedProxies={10.0.0.0/8,fd00::/8},operator.watchNamespaces={team-a}",
+		"app.spec.trustedProxies={0.0.0.0/0,10.1.2.3/32,::/0,2001:db8::/32,fe80::1:2/64,::1/128}",
 	}
 	for _, helm := range []string{"helm3", "helm4"} {
 		for name, tc := range refused {
