@@ -144,3 +144,24 @@ func TestDeploymentArgumentsParse(t *testing.T) {
 		})
 	}
 }
+
+func TestValidIssuer(t *testing.T) {
+	tests := map[string]bool{ // issuer → valid
+		"https://id.example.com":        true,
+		"http://localhost:8080":         true,
+		"https://id.example.com/tenant": true,
+		"https://id.example.com/":       true,
+		"ftp://id.example.com":          false,
+		"id.example.com":                false,
+		"https://":                      false,
+		"https://id.example.com?x=1":    false,
+		"https://id.example.com/?":      false,
+		"https://id.example.com#top":    false,
+		"https://user:pw@example.com":   false,
+	}
+	for issuer, valid := range tests {
+		if err := validIssuer(issuer); (err == nil) != valid {
+			t.Errorf("validIssuer(%q) = %v, want valid %v", issuer, err, valid)
+		}
+	}
+}

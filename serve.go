@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"runtime"
 	"strings"
 	"time"
@@ -107,13 +108,34 @@ func (c *serveConfig) validate() error {
 		return errors.New("--cleanup-interval must be at least 1s")
 	case strings.TrimSpace(c.idAudience) == "":
 		return errors.New("--id-token-audience must not be empty")
-	case !strings.HasPrefix(c.issuer, "http://") && !strings.HasPrefix(c.issuer, "https://"):
-		return fmt.Errorf("--issuer %q must be an http:// or https:// URL", c.issuer)
+	}
+	if err := validIssuer(c.issuer); err != nil {
+		return fmt.Errorf("--issuer %q: %w", c.issuer, err)
 	}
 	switch c.keyAlgorithm {
 	case "RS256", "ES256", "EdDSA":
 	default:
 		return fmt.Errorf("--key-algorithm %q: use RS256, ES256 or EdDSA", c.keyAlgorithm)
+	}
+	return nil
+}
+
+// validIssuer is OpenID Connect's rule for an issuer: an http(s) URL with a
+// host, and no query or fragment (verifiers compare it byte for byte and
+// append the well-known paths to it).
+func validIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	switch {
+	case err != nil:
+		return errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("must be an http:// or https:// URL")
+	case u.Host == "":
+		return errors.New("has no host")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(issuer, "#"):
+		return errors.New("must have no query or fragment")
+	case u.User != nil:
+		return errors.New("must not carry a user name or password")
 	}
 	return nil
 }

@@ -121,7 +121,7 @@ func (r *IdeasAppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			old, s.issuer, old)
 		log.Info("issuer changed", "old_issuer", old, "issuer", s.issuer)
 	}
-	st.Issuer, st.JWKSURI = s.issuer, jwksURI(s.issuer)
+	st.Issuer, st.JWKSURI = s.issuer, contract.JWKSURI(s.issuer)
 
 	var failures []error
 	p, err := r.plan(&app, s)

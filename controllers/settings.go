@@ -214,6 +214,3 @@ func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 	}
 	return d.Duration
 }
-
-// jwksURI is where the server publishes its keys under issuer.
-func jwksURI(issuer string) string { return issuer + "/.well-known/jwks.json" }

@@ -79,6 +79,12 @@ func TestValidationRefusesBadSpecs(t *testing.T) {
 			wantInMessage: "serviceMonitor needs enabled metrics"},
 		"issuer without a scheme": {
 			spec: map[string]any{"issuer": "pool.example.com"}, wantInMessage: "issuer"},
+		"an issuer with a query": {
+			spec: map[string]any{"issuer": "https://id.example.com/?tenant=a"}, wantInMessage: "issuer"},
+		"an issuer with a fragment": {
+			spec: map[string]any{"issuer": "https://id.example.com#x"}, wantInMessage: "issuer"},
+		"an issuer with a user": {
+			spec: map[string]any{"issuer": "https://me@id.example.com"}, wantInMessage: "issuer"},
 		"tls with both a Secret and cert-manager": {
 			spec: map[string]any{"tls": map[string]any{"secretName": "c", "certManager": certManager}}, wantInMessage: "set exactly one of secretName or certManager"},
 		"tls with neither": {

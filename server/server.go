@@ -16,6 +16,7 @@ import (
 
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/contract"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/token"
 )
@@ -130,8 +131,8 @@ func (s *Server) routes() *gin.Engine {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/.well-known/jwks.json", s.jwks)
-	e.GET("/.well-known/openid-configuration", s.discovery)
+	e.GET(contract.JWKSPath, s.jwks)
+	e.GET(contract.DiscoveryPath, s.discovery)
 
 	s.mountIdeaPool(e)
 	s.mountClients(e)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // jwks serves the pre-encoded public keys with an ETag and a max-age
@@ -47,7 +48,7 @@ func (s *Server) discovery(c *gin.Context) {
 	c.Header("Cache-Control", "public, max-age="+strconv.Itoa(int(s.jwksMaxAge.Seconds())))
 	c.JSON(http.StatusOK, gin.H{
 		"issuer":                                iss,
-		"jwks_uri":                              strings.TrimRight(iss, "/") + "/.well-known/jwks.json",
+		"jwks_uri":                              contract.JWKSURI(iss),
 		"response_types_supported":              []string{"token", "id_token"},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": s.tokens.Algorithms(),

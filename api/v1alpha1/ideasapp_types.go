@@ -31,7 +31,7 @@ type IdeasAppSpec struct {
 	// field or by tls and expose, ends the validity of every token already
 	// issued: verifiers check "iss". The operator says so in a Warning event.
 	// +kubebuilder:validation:MaxLength=2048
-	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	// +kubebuilder:validation:Pattern=`^https?://[^\s?#/@]+(/[^\s?#]*)?$`
 	// +optional
 	Issuer string `json:"issuer,omitempty"`
 

@@ -90,6 +90,17 @@ func FileSource(path string) string { return SourceFile + ":" + path }
 // SQLiteDatabase is the --database value of a SQLite file at path.
 func SQLiteDatabase(path string) string { return "sqlite:" + path }
 
+// Where the server publishes its OpenID Connect documents, under its
+// issuer: the operator writes JWKSURI into status.jwksURI, the server into
+// its discovery document.
+const (
+	DiscoveryPath = "/.well-known/openid-configuration"
+	JWKSPath      = "/.well-known/jwks.json"
+)
+
+// JWKSURI is where verifiers fetch the public keys of issuer.
+func JWKSURI(issuer string) string { return strings.TrimRight(issuer, "/") + JWKSPath }
+
 // Annotations a person (or `kubectl ideapool`) sets on an IdeasApp, and
 // those the operator records on the keyset Secret.
 const (
