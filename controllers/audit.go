@@ -14,6 +14,11 @@ import (
 // with audit=true, whatever their message.
 const auditMessage = "signing key changed"
 
+// auditActor is the actor_id of the operator's key audit lines (the key is
+// the subject_id). Who set a rotate or revoke annotation is in the API
+// server's own audit log.
+const auditActor = "operator"
+
 // auditKeyChange writes the audit line of one signing-key change of app:
 // event key_generated, key_activated, key_retired, key_revoked or
 // key_removed (keyset.ChangeKind.AuditEvent, the server's names), with the
@@ -24,6 +29,8 @@ func auditKeyChange(ctx context.Context, kind keyset.ChangeKind, kid string, at 
 	logf.FromContext(ctx).Info(auditMessage,
 		"audit", true,
 		"event", kind.AuditEvent(),
+		"actor_id", auditActor,
+		"subject_id", kid,
 		"kid", kid,
 		"at", at.UTC().Format(time.RFC3339),
 	)

@@ -68,7 +68,8 @@ func TestAuditLines(t *testing.T) {
 		}
 		ev, _ := m["event"].(string)
 		kid, _ := m["kid"].(string)
-		if m["msg"] != auditMessage || m["namespace"] != ns || m["name"] != "aud" || kid == "" || m["at"] == nil {
+		if m["msg"] != auditMessage || m["namespace"] != ns || m["name"] != "aud" || kid == "" || m["at"] == nil ||
+			m["actor_id"] != auditActor || m["subject_id"] != kid {
 			t.Errorf("audit line lacks a field: %s", line)
 		}
 		events[ev] = append(events[ev], kid)

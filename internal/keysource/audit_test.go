@@ -20,6 +20,8 @@ type auditLine struct {
 	Event       string `json:"event"`
 	KID         string `json:"kid"`
 	PreviousKID string `json:"previous_kid"`
+	ActorID     string `json:"actor_id"`
+	SubjectID   string `json:"subject_id"`
 }
 
 // auditLines parses the JSON log lines with audit: true.
@@ -79,8 +81,8 @@ func TestFileAudit(t *testing.T) {
 		}
 	}
 	for _, l := range lines {
-		if l.KID == "" || !strings.HasPrefix(l.Event, "key_") {
-			t.Errorf("audit line without a kid or a key_ event: %+v", l)
+		if l.KID == "" || !strings.HasPrefix(l.Event, "key_") || l.ActorID != keysource.AuditActor || l.SubjectID != l.KID {
+			t.Errorf("audit line without a kid, a key_ event, the actor %q or the kid as subject: %+v", keysource.AuditActor, l)
 		}
 	}
 	for _, k := range ks.Keys {
@@ -127,7 +129,8 @@ func TestSigningWatch(t *testing.T) {
 			t.Fatalf("step %d (%q): %d audit lines, want %d:\n%s", i, st.active, len(got), len(st.want), logs)
 		}
 		for j, l := range got {
-			if l.Event != keyset.Activated.AuditEvent() || l.KID != st.want[j].KID || l.PreviousKID != st.want[j].PreviousKID {
+			if l.Event != keyset.Activated.AuditEvent() || l.KID != st.want[j].KID || l.PreviousKID != st.want[j].PreviousKID ||
+				l.ActorID != keysource.AuditActor || l.SubjectID != l.KID {
 				t.Errorf("step %d: audit line %+v, want key_activated %+v", i, l, st.want[j])
 			}
 		}

@@ -323,7 +323,8 @@ func (f *File) logChanges(ks keyset.Keyset, changes []keyset.Change, now time.Ti
 // audit writes the audit line of one change; it never holds key material.
 func (f *File) audit(level slog.Level, msg string, c keyset.Change, attrs ...any) {
 	f.log.Log(context.Background(), level, msg,
-		append([]any{"audit", true, "event", c.Kind.AuditEvent(), "kid", c.KeyID, "path", f.path}, attrs...)...)
+		append([]any{"audit", true, "event", c.Kind.AuditEvent(), "actor_id", AuditActor, "subject_id", c.KeyID,
+			"kid", c.KeyID, "path", f.path}, attrs...)...)
 }
 
 // nextRotation is when the next scheduled key starts signing.

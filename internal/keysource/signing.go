@@ -9,6 +9,10 @@ import (
 	"github.com/ideapool/ideapool/internal/keyset"
 )
 
+// AuditActor is the actor_id of the server's key audit lines: the server
+// acting on its keyset's schedule (the key is the subject_id).
+const AuditActor = "serve"
+
 // SigningWatch writes an audit line (event key_activated) when the key that
 // signs in this process changes, from either source: at a key's scheduled
 // ActiveAt, which happens on the clock alone without any write, or when a
@@ -45,7 +49,7 @@ func (w *SigningWatch) Check() {
 		return
 	}
 	w.log.Info("signing key changed", "audit", true, "event", keyset.Activated.AuditEvent(),
-		"kid", kid, "previous_kid", prev)
+		"actor_id", AuditActor, "subject_id", kid, "kid", kid, "previous_kid", prev)
 }
 
 // Run calls Check every interval until ctx ends.
