@@ -72,7 +72,8 @@ func pluginRevoke(ctx context.Context, apps dynamic.ResourceInterface, name, kid
 	effect := "it is removed from the JWKS"
 	switch state {
 	case string(keyset.StateActive):
-		effect = "a fresh key signs at once and the revoked one leaves the JWKS"
+		effect = "a fresh key signs at once and the revoked one leaves the JWKS; verifiers that cache the JWKS " +
+			"(kube-apiserver among them) accept the fresh key's tokens once their copy expires, within the app's jwksMaxAge"
 	case string(keyset.StateNext):
 		effect = "it never signs: a new next key replaces it"
 	}
