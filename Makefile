@@ -81,7 +81,7 @@ bench-operator: ## The operator at scale: 200 IdeasApps in a real API server, ti
 ##@ Robustness
 
 # Every fuzz target as PACKAGE:NAME; `go test -fuzz` takes one at a time.
-FUZZ_TARGETS := ./server:FuzzJSONRPC ./server:FuzzRequestBodies ./internal/token:FuzzVerifyAccess ./internal/keyset:FuzzParse
+FUZZ_TARGETS := ./server:FuzzJSONRPC ./server:FuzzRequestBodies ./internal/token:FuzzVerifyAccess ./internal/keyset:FuzzParse ./internal/password/argon2id:FuzzKey
 FUZZTIME ?= 30s
 
 .PHONY: test-faults
