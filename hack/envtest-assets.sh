@@ -33,35 +33,6 @@ STAMP="k8s=$K8S_VERSION etcd=$ETCD_VERSION recipe=$RECIPE"
 component_ok() { [[ -x "$ASSETS_DIR/$1" && -f "$ASSETS_DIR/.stamp-$1" && "$(<"$ASSETS_DIR/.stamp-$1")" == "$2" ]]; }
 component_done() { printf '%s\n' "$2" >"$ASSETS_DIR/.stamp-$1"; }
 
-# new_build_module DIR NAME: an empty throwaway main module, outside the repo,
-# so nothing here can touch the repository's go.mod/go.sum.
-new_build_module() {
-  rm -rf "$1"
-  mkdir -p "$1"
-  (cd "$1" && go mod init "ideapool-build/$2" >/dev/null 2>&1)
-}
-
-# local_replaces GOMOD: module paths that GOMOD replaces with a local
-# directory ("=> ./staging/..." or "=> ../api"). Those replacements only work
-# inside the upstream repo checkout, so our throwaway module must re-point
-# each of them at the published module of the matching version.
-local_replaces() {
-  awk '
-    /^replace[ \t]*\($/ { inblock = 1; next }
-    inblock && /^\)/    { inblock = 0; next }
-    {
-      line = $0
-      if (!inblock) { if (line !~ /^replace[ \t]/) next; sub(/^replace[ \t]+/, "", line) }
-      n = split(line, f, /[ \t]+/)
-      # f[1] may be empty when the line is indented
-      i = (f[1] == "") ? 2 : 1
-      for (j = i; j <= n; j++) if (f[j] == "=>") { if (f[j+1] ~ /^\.\.?\//) print f[i]; break }
-    }' "$1"
-}
-
-# required_at GOMOD MODULE: true when GOMOD requires MODULE (any version).
-required_at() { grep -qE "^[[:space:]]*(require[[:space:]]+)?${2//./\\.}[[:space:]]+v" "$1"; }
-
 # k8s_ldflags: what Kubernetes' own hack/lib/version.sh stamps, for both
 # version packages, so `--version` and /version report the real release.
 k8s_ldflags() {
@@ -84,14 +55,19 @@ kubectl_compatible() {
   ((minor >= K8S_MINOR - 1 && minor <= K8S_MINOR + 1))
 }
 
-# build_k8s [PKG...]: kube-apiserver (and kubectl if asked) from
-# k8s.io/kubernetes. `go install k8s.io/kubernetes/...@v` is refused because
+# build_k8s OUTDIR BIN...: commands of k8s.io/kubernetes/cmd (kube-apiserver
+# and kubectl here; kubelet and the rest for hack/node-assets.sh) into OUTDIR. `go install k8s.io/kubernetes/...@v` is refused because
 # its go.mod replaces the staging modules (k8s.io/api, client-go, ...) with
 # ./staging/src paths; we require it from a throwaway module and replace each
 # staging module with its published v0.<minor>.<patch> release instead.
 build_k8s() {
-  local dir="$BUILD_ROOT/kubernetes-$K8S_VERSION" gomod mod staging_ver="v0${K8S_VERSION#v1}"
-  local logfile="$BUILD_ROOT/kubernetes-$K8S_VERSION.log" pkgs=() bin
+  local out=$1
+  shift
+  # One throwaway module per set of binaries, so that envtest's and the
+  # node's builds can run at the same time; they share Go's build cache.
+  local name="kubernetes-$K8S_VERSION-$(printf '%s\n' "$@" | sort | cksum | cut -d' ' -f1)"
+  local dir="$BUILD_ROOT/$name" gomod mod staging_ver="v0${K8S_VERSION#v1}"
+  local logfile="$BUILD_ROOT/$name.log" pkgs=() bin
   for bin in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$bin"); done
   log "building $* $K8S_VERSION from k8s.io/kubernetes (~8 min cold; log: $logfile)"
   new_log "$logfile"
@@ -112,7 +88,7 @@ build_k8s() {
     run_logged "$logfile" go build -mod=mod -p "$IDEAPOOL_BUILD_JOBS" -trimpath \
       -ldflags "$(k8s_ldflags)" -o "$dir/bin/" "${pkgs[@]}"
   )
-  for bin in "$@"; do mv -f "$dir/bin/$bin" "$ASSETS_DIR/$bin"; done
+  for bin in "$@"; do mv -f "$dir/bin/$bin" "$out/$bin"; done
 }
 
 # build_etcd: the etcd server binary. Its main package lives in the root
@@ -188,7 +164,7 @@ install_all() {
     fi
   fi
   if ((${#k8s_bins[@]})); then
-    build_k8s "${k8s_bins[@]}"
+    build_k8s "$ASSETS_DIR" "${k8s_bins[@]}"
     for b in "${k8s_bins[@]}"; do component_done "$b" "$ks"; done
   fi
 
@@ -216,4 +192,7 @@ main() {
   printf '%s\n' "$ASSETS_DIR"
 }
 
-main "$@"
+# hack/node-assets.sh sources this file for its pins and build_k8s.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi

@@ -108,3 +108,60 @@ go_install_pinned() {
 print_header() {
   awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$1" >&2
 }
+
+# --- throwaway build modules (hack/envtest-assets.sh, hack/node-assets.sh) ---
+
+# new_build_module DIR NAME: an empty throwaway main module, outside the repo,
+# so nothing here can touch the repository's go.mod/go.sum.
+new_build_module() {
+  rm -rf "$1"
+  mkdir -p "$1"
+  (cd "$1" && go mod init "ideapool-build/$2" >/dev/null 2>&1)
+}
+
+# local_replaces GOMOD: module paths that GOMOD replaces with a local
+# directory ("=> ./staging/..." or "=> ../api"). Those replacements only work
+# inside the upstream repo checkout, so our throwaway module must re-point
+# each of them at the published module of the matching version.
+local_replaces() {
+  awk '
+    /^replace[ \t]*\($/ { inblock = 1; next }
+    inblock && /^\)/    { inblock = 0; next }
+    {
+      line = $0
+      if (!inblock) { if (line !~ /^replace[ \t]/) next; sub(/^replace[ \t]+/, "", line) }
+      n = split(line, f, /[ \t]+/)
+      # f[1] may be empty when the line is indented
+      i = (f[1] == "") ? 2 : 1
+      for (j = i; j <= n; j++) if (f[j] == "=>") { if (f[j+1] ~ /^\.\.?\//) print f[i]; break }
+    }' "$1"
+}
+
+# required_at GOMOD MODULE: true when GOMOD requires MODULE (any version).
+required_at() { grep -qE "^[[:space:]]*(require[[:space:]]+)?${2//./\\.}[[:space:]]+v" "$1"; }
+
+# --- Debian packages (hack/tools.sh promtool, hack/node-assets.sh) -----------
+
+maybe_sudo() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install_no_start LOGFILE PKG...: apt-get update and install PKGs,
+# without letting their packages start services (Prometheus on :9090, a
+# containerd of the distribution's own): a policy-rc.d exiting 101 tells
+# invoke-rc.d/deb-systemd-invoke "don't start services". One is added (and
+# later removed) only if none is there already.
+apt_install_no_start() {
+  local logfile=$1 policy=/usr/sbin/policy-rc.d ours=0 rc=0
+  shift
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# temporary, from ideapool hack/lib.sh\nexit 101\n' | maybe_sudo tee "$policy" >/dev/null
+    maybe_sudo chmod 755 "$policy"
+    ours=1
+  fi
+  maybe_sudo apt-get update -qq >>"$logfile" 2>&1 &&
+    maybe_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >>"$logfile" 2>&1 ||
+    rc=$?
+  if ((ours)); then maybe_sudo rm -f "$policy"; fi
+  return "$rc"
+}

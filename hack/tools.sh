@@ -82,27 +82,13 @@ controller_gen() {
 
 # --- promtool ---------------------------------------------------------------
 
-maybe_sudo() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
-}
-
 # apt_install_prometheus: install Debian's prometheus package for its
 # promtool, without letting the package start a Prometheus server (which
 # would sit on :9090 and collide with anything the tests run there).
 apt_install_prometheus() {
-  local policy=/usr/sbin/policy-rc.d ours=0 rc=0 logfile="$BUILD_ROOT/apt-prometheus.log"
+  local rc=0 logfile="$BUILD_ROOT/apt-prometheus.log"
   new_log "$logfile"
-  # policy-rc.d exiting 101 tells invoke-rc.d/deb-systemd-invoke "don't start
-  # services"; only add one (and later remove it) if none is there already.
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\n# temporary, from ideapool hack/tools.sh\nexit 101\n' | maybe_sudo tee "$policy" >/dev/null
-    maybe_sudo chmod 755 "$policy"
-    ours=1
-  fi
-  maybe_sudo apt-get update -qq >>"$logfile" 2>&1 &&
-    maybe_sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >>"$logfile" 2>&1 ||
-    rc=$?
-  if ((ours)); then maybe_sudo rm -f "$policy"; fi
+  apt_install_no_start "$logfile" prometheus || rc=$?
   stop_started_prometheus
   if ((rc != 0)); then
     log "apt-get install prometheus failed (exit $rc); see $logfile"
