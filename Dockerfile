@@ -3,6 +3,9 @@
 # binary as kubectl-ideapool, on distroless static, as a non-root user.
 #
 #   make docker-build docker-push IMG=ghcr.io/ideapool/ideapool:0.1.0
+#
+# `make image` builds the same image without docker (hack/image); its test
+# parses this file and fails when the two disagree.
 ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION} AS build
@@ -18,6 +21,11 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
  && cp /out/ideapool /out/kubectl-ideapool
 
 FROM gcr.io/distroless/static-debian12:nonroot
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="ideapool" \
+      org.opencontainers.image.description="Identity and idea-pool service, its Kubernetes operator and kubectl plugin" \
+      org.opencontainers.image.source="https://github.com/ideapool/ideapool" \
+      org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/ideapool /out/kubectl-ideapool /usr/local/bin/
 # The image's own name (make docker-build passes IMG): the operator runs
 # IdeasApps on the image it runs itself, unless --app-image or spec.image

@@ -64,6 +64,16 @@ verify-generated: ## Regenerate deepcopy, CRD and RBAC and fail if that changed 
 		fi; \
 	done
 
+##@ A real node
+
+.PHONY: cluster-up
+cluster-up: image ## Start a one-node Kubernetes here (root; pinned parts, hack/cluster.sh) with `make image` imported; kubeconfig ~/.cache/ideapool/cluster/kubeconfig.
+	hack/cluster.sh up $(IMAGE_TAR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the node and undo what cluster-up did (processes, mounts, interfaces, iptables rules, sysctls); harmless when none runs.
+	hack/cluster.sh down
+
 ##@ Performance
 
 .PHONY: bench
@@ -107,6 +117,12 @@ CHART := charts/ideapool
 .PHONY: docker-build
 docker-build: ## Build the image IMG (default ghcr.io/ideapool/ideapool:VERSION) from the Dockerfile.
 	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg IMAGE=$(IMG) -t $(IMG) .
+
+IMAGE_TAR ?= bin/ideapool-image.tar
+
+.PHONY: image
+image: build ## Build the image as an OCI archive IMAGE_TAR without docker (hack/image): the Dockerfile's image, tagged IMG and the chart's default.
+	$(GO) run ./hack/image app -binary bin/ideapool -version $(VERSION) -app-image $(IMG) -tag $(IMG) -chart $(CHART) -o $(IMAGE_TAR)
 
 .PHONY: docker-push
 docker-push: ## Push the image IMG.
