@@ -31,6 +31,7 @@ func commands() []command {
 		{"migrate", "apply database schema migrations and exit", runMigrate},
 		{"users", "create, list, disable accounts and set their roles", runUsers},
 		{"operator", "run the Kubernetes operator of IdeasApp resources", runOperator},
+		{"verify-load", "verify fresh tokens as another service would, under load, and count failures", runVerifyLoad},
 		{"version", "print the version", func(_ context.Context, _ []string, _ io.Reader, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "ideapool", version)
 			return err
