@@ -345,6 +345,24 @@ func TestHelmLintAndTemplate(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("the helm test pod runs the operator's image", func(t *testing.T) {
+		// No other image to pull (air-gapped clusters, private registries),
+		// and no shell or busybox wget: `ideapool verify-load --check`.
+		for _, args := range [][]string{nil, {"--set", "image.repository=registry.example/ip", "--set", "image.tag=9.9.9"}} {
+			objs := helmTemplate(t, bins["helm4"], "", args...)
+			op := find(objs, "Deployment")[0].get("spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+			for _, p := range find(objs, "Pod") {
+				c := p.get("spec", "containers").([]any)[0].(map[string]any)
+				if c["image"] != op["image"] {
+					t.Errorf("%v: the test pod runs %v, the operator %v", args, c["image"], op["image"])
+				}
+				if a := fmt.Sprint(c["args"]); !strings.HasPrefix(a, "[verify-load --check ") || c["command"] != nil {
+					t.Errorf("%v: the test pod runs %v %v, want ideapool verify-load --check", args, c["command"], a)
+				}
+			}
+		}
+	})
 }
 
 // appTemplates are the ConfigMaps holding the chart's IdeasApp.
