@@ -122,23 +122,32 @@ start_proc() {
   printf '%s %s\n' "$pid" "$(readlink -f "$bin")" >"$(pid_file "$name")"
 }
 
-# stop_pid PID WHAT: SIGTERM, then SIGKILL after 15 s.
-stop_pid() {
-  local pid=$1 what=$2 i
-  kill -TERM "$pid" 2>/dev/null || return 0
+# stop_pids WHAT PID...: SIGTERM to each, then SIGKILL to those still
+# running after 15 s.
+stop_pids() {
+  local what=$1 pid i alive
+  shift
+  (($#)) || return 0
+  kill -TERM "$@" 2>/dev/null || true
   for i in $(seq 1 150); do
-    [[ -d /proc/$pid ]] || return 0
+    alive=()
+    for pid in "$@"; do [[ -d /proc/$pid ]] && alive+=("$pid"); done
+    ((${#alive[@]})) || return 0
     sleep 0.1
   done
-  log "$what (pid $pid) did not stop within 15 s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
+  log "$what (pids ${alive[*]}) did not stop within 15 s; killing"
+  kill -KILL "${alive[@]}" 2>/dev/null || true
   sleep 0.2
 }
 
-stop_proc() {
-  local pid
-  if pid=$(proc_pid "$1"); then stop_pid "$pid" "$1"; fi
-  rm -f "$(pid_file "$1")"
+# stop_procs NAME...: stop components at once.
+stop_procs() {
+  local c pid pids=()
+  for c in "$@"; do
+    if pid=$(proc_pid "$c"); then pids+=("$pid"); fi
+  done
+  stop_pids "$*" "${pids[@]}"
+  for c in "$@"; do rm -f "$(pid_file "$c")"; done
 }
 
 # --- what up found, for down ------------------------------------------------
@@ -735,8 +744,9 @@ down() {
 down_locked() {
   trap - ERR
   local sock="$RUN/containerd/containerd.sock" pid i
-  # kubelet first, so nothing restarts what is being stopped.
-  for c in kubelet kube-proxy kube-scheduler kube-controller-manager; do stop_proc "$c"; done
+  # The node's agents and controllers first, so nothing restarts what is
+  # being stopped.
+  stop_procs kubelet kube-proxy kube-scheduler kube-controller-manager
   # Every pod sandbox through containerd: CNI DEL releases its address,
   # veth, netns and the plugins' iptables rules.
   if proc_pid containerd >/dev/null && [[ -S $sock ]]; then
@@ -747,12 +757,12 @@ down_locked() {
         log "cluster: crictl rmp --all failed; cleaning up by hand"
     fi
   fi
-  stop_proc containerd
+  stop_procs containerd
   # Shims outlive containerd by design; ours name our socket.
-  for pid in $(pgrep -f -- "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true); do
-    stop_pid "$pid" containerd-shim
-  done
-  for c in kube-apiserver etcd; do stop_proc "$c"; done
+  # shellcheck disable=SC2046
+  stop_pids containerd-shim $(pgrep -f -- "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true)
+  stop_procs kube-apiserver
+  stop_procs etcd
 
   local netns
   for netns in /run/netns/cni-*; do
