@@ -56,6 +56,7 @@ type serveConfig struct {
 	rotationInterval time.Duration
 	logLevel         string
 	shutdownTimeout  time.Duration
+	shutdownDelay    time.Duration
 	pprof            bool
 	cleanupInterval  time.Duration
 }
@@ -84,6 +85,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.DurationVar(&c.cleanupInterval, "cleanup-interval", 10*time.Minute, "how often ended sessions (with their refresh tokens), login failures older than the throttle window and used client-assertion ids are deleted, in small batches; one replica at a time does it (at least 1s)")
+	fs.DurationVar(&c.shutdownDelay, contract.FlagShutdownDelay, 0, "how long SIGTERM keeps accepting requests (with keep-alives off) before it stops listening, so that load balancers and kube-proxy stop sending new connections first; the operator sets 5s")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles (net/http/pprof) under /debug/pprof/ on the metrics listener; off by default, since profiles show internals: keep that port private")
 }
 
@@ -106,6 +108,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--tls-cert-file and --tls-key-file go together: set both or neither")
 	case c.cleanupInterval < time.Second:
 		return errors.New("--cleanup-interval must be at least 1s")
+	case c.shutdownDelay < 0:
+		return errors.New("--shutdown-delay must not be negative")
 	case strings.TrimSpace(c.idAudience) == "":
 		return errors.New("--id-token-audience must not be empty")
 	}
@@ -281,8 +285,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		log.Info("startup pages kept resident", "error", err)
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownTimeout) })
-	g.Go(func() error { return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownTimeout) })
+	g.Go(func() error { return serveUntilDone(gctx, apiSrv, apiLn, cfg.shutdownDelay, cfg.shutdownTimeout) })
+	g.Go(func() error {
+		return serveUntilDone(gctx, metricsSrv, metricsLn, cfg.shutdownDelay, cfg.shutdownTimeout)
+	})
 	g.Go(func() error { acct.RunRevocationSync(gctx, time.Second); return nil })
 	g.Go(func() error { signing.Run(gctx, time.Second); return nil })
 	if certs != nil {
@@ -337,10 +343,13 @@ func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// serveUntilDone serves until ctx ends, then lets in-flight requests finish.
-// A server with a TLSConfig serves TLS (HTTP/2 included) with its
-// certificate hook.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration) error {
+// serveUntilDone serves until ctx ends, keeps serving for delay with
+// keep-alives off (a pod being deleted still gets connections until
+// kube-proxy and load balancers have dropped it; each client then leaves
+// with its answer and reconnects elsewhere), then lets in-flight requests
+// finish within grace. A server with a TLSConfig serves TLS (HTTP/2
+// included) with its certificate hook.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, delay, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {
@@ -353,6 +362,14 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, grac
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", srv.Addr, err)
 	case <-ctx.Done():
+	}
+	if delay > 0 {
+		srv.SetKeepAlivesEnabled(false)
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve %s: %w", srv.Addr, err)
+		case <-time.After(delay):
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -131,13 +131,14 @@ func newVerifyLoad(c verifyConfig, client *http.Client, now func() time.Time) *v
 }
 
 func (v *verifyLoad) run(ctx context.Context, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", v.cfg.listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", v.cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", v.cfg.listen, err)
 	}
 	srv := &http.Server{Handler: v.handler(), ReadHeaderTimeout: 5 * time.Second}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveUntilDone(ctx, srv, ln, 5*time.Second) })
+	g.Go(func() error { return serveUntilDone(ctx, srv, ln, 0, 5*time.Second) })
 	g.Go(func() error {
 		// The API may not answer yet (its pods starting, DNS): retry setup.
 		var refresh string

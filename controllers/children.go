@@ -138,6 +138,9 @@ func serverArgs(app *v1alpha1.IdeasApp, s settings) []string {
 		contract.Arg(contract.FlagClockSkew, s.policy.ClockSkew.String()),
 		contract.Arg(contract.FlagKeyRotationInterval, s.policy.RotationInterval.String()),
 		contract.Arg(contract.FlagKeyAlgorithm, string(s.policy.Algorithm)),
+		// Deleted or evicted, a pod keeps answering while kube-proxy stops
+		// sending it connections, instead of refusing them.
+		contract.Arg(contract.FlagShutdownDelay, shutdownDelay.String()),
 	}
 	if s.sqlite != nil {
 		args = append(args, contract.Arg(contract.FlagDatabase, contract.SQLiteDatabase(sqliteFile)))

@@ -132,7 +132,7 @@ func TestChildrenSQLite(t *testing.T) {
 	wantArgs := []string{"serve", "--listen=:8080", "--metrics-listen=:9090", "--issuer=http://pool." + ns + ".svc",
 		"--keys=kubernetes:" + ns + "/pool-keyset", "--config=kubernetes:" + ns + "/pool-config",
 		"--jwks-max-age=5m0s", "--key-publish-ahead=1h0m0s", "--clock-skew=1m0s", "--key-rotation-interval=720h0m0s",
-		"--key-algorithm=ES256", "--database=sqlite:/data/ideapool.db"}
+		"--key-algorithm=ES256", "--shutdown-delay=5s", "--database=sqlite:/data/ideapool.db"}
 	if !slices.Equal(c.Args, wantArgs) {
 		t.Errorf("args = %q\nwant %q", c.Args, wantArgs)
 	}

@@ -24,6 +24,11 @@ const (
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	managedBy      = "ideapool-operator"
 
+	// shutdownDelay is how long a server pod keeps serving after SIGTERM;
+	// with the server's 20s shutdown timeout it stays within the pod's
+	// default 30s termination grace period.
+	shutdownDelay = 5 * time.Second
+
 	// The Service's port: 80 named http, or 443 named https when the pods
 	// serve TLS (port names say the protocol, for meshes and people).
 	servicePortHTTP  = 80

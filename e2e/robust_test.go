@@ -98,6 +98,36 @@ func TestGracefulShutdown(t *testing.T) {
 	<-stopped
 }
 
+// TestShutdownDelay: with --shutdown-delay a server told to stop keeps
+// accepting connections for that long, each answered with Connection:
+// close, so that clients still routed to it (kube-proxy and load balancers
+// drop a deleted pod a moment later) get answers instead of refusals and
+// reconnect elsewhere; then it exits 0.
+func TestShutdownDelay(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--shutdown-delay=3s")
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.stop(t) // SIGTERM, then exit 0 within 10 s
+	}()
+	time.Sleep(500 * time.Millisecond)
+	for i := range 3 {
+		// A new connection each time, as from a client just routed here.
+		client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+		resp, err := client.Get(s.Base + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatalf("request %d during the shutdown delay: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !resp.Close {
+			t.Errorf("request %d during the shutdown delay: status %d, Connection: close %v; want 200 and close", i, resp.StatusCode, resp.Close)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	<-stopped
+}
+
 // TestCrashDurability: a write that returned success survives SIGKILL.
 func TestCrashDurability(t *testing.T) {
 	t.Parallel()

@@ -35,6 +35,7 @@ const (
 	FlagTLSCertFile         = "tls-cert-file"
 	FlagTLSKeyFile          = "tls-key-file"
 	FlagTrustedProxies      = "trusted-proxies"
+	FlagShutdownDelay       = "shutdown-delay"
 )
 
 // Arg is one flag as the operator writes it: --flag=value.
