@@ -74,6 +74,11 @@ cluster-up: image ## Start a one-node Kubernetes here (root; pinned parts, hack/
 cluster-down: ## Stop the node and undo what cluster-up did (processes, mounts, interfaces, iptables rules, sysctls); harmless when none runs.
 	hack/cluster.sh down
 
+.PHONY: test-cluster
+test-cluster: image ## Run a platform team's journey on the node (helm, kubectl, the API; starts the node when none runs): e2e/cluster_test.go.
+	IDEAPOOL_IMAGE_TAR=$(IMAGE_TAR) IDEAPOOL_HELM3=$$(hack/helm.sh 3) IDEAPOOL_HELM4=$$(hack/helm.sh 4) \
+		$(GO) test -tags cluster -count=1 -timeout 30m -v -run '^TestCluster$$' ./e2e/
+
 ##@ Performance
 
 .PHONY: bench

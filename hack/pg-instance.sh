@@ -5,6 +5,9 @@
 #
 # Usage:
 #   hack/pg-instance.sh start DIR PORT   # initdb DIR/data on first use, start on 127.0.0.1:PORT, print the URL
+#   hack/pg-instance.sh start DIR PORT ADDRESS CIDR
+#                                        # also listen on ADDRESS (a node's, for its pods) and let clients
+#                                        # from CIDR in with a password; print the URL through ADDRESS
 #   hack/pg-instance.sh stop DIR         # stop it abruptly (pg_ctl -m immediate: like a crash)
 #   hack/pg-instance.sh remove DIR       # stop it if running and delete DIR
 #
@@ -53,8 +56,11 @@ pg_bindir
 
 case $cmd in
 start)
-	port=${3:-}
+	port=${3:-} address=${4:-} cidr=${5:-}
 	[[ -n $port ]] || usage
+	[[ -z $address || -n $cidr ]] || usage
+	listen=127.0.0.1
+	[[ -n $address ]] && listen="127.0.0.1,$address"
 	mkdir -p "$dir"
 	chmod 0700 "$dir"
 	[[ $(id -u) -eq 0 ]] && chown "$PG_USER:" "$dir"
@@ -65,12 +71,25 @@ start)
 				--encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
 			{ cat "$dir/initdb.log" >&2; exit 1; }
 	fi
+	# Clients beyond loopback (pods) need a password: trust stays local.
+	if [[ -n $cidr ]] && ! grep -q "^host all all $cidr scram-sha-256\$" "$dir/data/pg_hba.conf"; then
+		echo "host all all $cidr scram-sha-256" >>"$dir/data/pg_hba.conf"
+	fi
 	if ! pg_as "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on -c max_connections=100" >/dev/null; then
+		-o "-c listen_addresses=$listen -p $port -k $dir -c fsync=on -c max_connections=100" >/dev/null; then
 		tail -n 40 "$dir/server.log" >&2
 		exit 1
 	fi
-	echo "postgres://$PG_USER@127.0.0.1:$port/postgres?sslmode=disable"
+	if [[ -z $address ]]; then
+		echo "postgres://$PG_USER@127.0.0.1:$port/postgres?sslmode=disable"
+		exit 0
+	fi
+	if [[ ! -f $dir/password ]]; then
+		(umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$dir/password")
+	fi
+	pg_as "$PG_BINDIR/psql" -h "$dir" -p "$port" -U "$PG_USER" -d postgres -qAt \
+		-c "ALTER USER \"$PG_USER\" PASSWORD '$(<"$dir/password")'" >/dev/null
+	echo "postgres://$PG_USER:$(<"$dir/password")@$address:$port/postgres?sslmode=disable"
 	;;
 stop)
 	if [[ -f $dir/data/postmaster.pid ]]; then
