@@ -124,37 +124,40 @@ func layer(entries []entry, mtime time.Time) (v1.Layer, error) {
 }
 
 // hostTree copies a directory of this machine (zone info) into entries:
-// directories, regular files and symlinks as they are, owned by root.
-func hostTree(root string) ([]entry, error) {
+// directories, regular files and symlinks as they are, owned by root. It
+// reads through an os.Root, so a symlink cannot lead it outside hostDir.
+func hostTree(hostDir string) ([]entry, error) {
+	root, err := os.OpenRoot(hostDir)
+	if err != nil {
+		return nil, fmt.Errorf("copying %s: %w", hostDir, err)
+	}
+	defer root.Close()
 	var out []entry
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
+		name := path.Join(hostDir, rel)
 		switch {
 		case d.IsDir():
-			out = append(out, dir(p, 0o755, 0))
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
+			out = append(out, dir(name, 0o755, 0))
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := root.Readlink(rel)
 			if err != nil {
 				return err
 			}
-			out = append(out, entry{name: p, mode: 0o777, typ: tar.TypeSymlink, link: target})
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(p)
+			out = append(out, entry{name: name, mode: 0o777, typ: tar.TypeSymlink, link: target})
+		case d.Type().IsRegular():
+			data, err := root.ReadFile(rel)
 			if err != nil {
 				return err
 			}
-			out = append(out, file(p, 0o644, data))
+			out = append(out, file(name, 0o644, data))
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("copying %s: %w", root, err)
+		return nil, fmt.Errorf("copying %s: %w", hostDir, err)
 	}
 	return out, nil
 }
@@ -332,10 +335,11 @@ func writeArchive(out string, img v1.Image, refs []string, mtime time.Time) erro
 	if err := f.Close(); err != nil {
 		return err
 	}
+	//nolint:gosec // G302: an image archive holds nothing secret
 	if err := os.Chmod(f.Name(), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), out)
+	return os.Rename(f.Name(), out) //nolint:gosec // G703: out is the tool's own -o flag
 }
 
 // tarDir writes the files under root to w, sorted, with fixed times and
@@ -343,7 +347,7 @@ func writeArchive(out string, img v1.Image, refs []string, mtime time.Time) erro
 func tarDir(w io.Writer, root string, mtime time.Time) error {
 	tw := tar.NewWriter(w)
 	var names []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error { //nolint:gosec // G703: root is our own temporary directory
 		if err != nil || p == root {
 			return err
 		}
