@@ -736,16 +736,24 @@ func (j *journey) uninstall(t *testing.T, s *journeyStep) {
 	j.k("-n", jNS, "get", "ideasapp", jApp)
 	j.k("-n", jNS, "get", "pvc", jApp+"-data")
 	j.k("-n", jNS, "get", "secret", jApp+"-keyset")
-	// Nothing else of the release remains, namespaced or cluster-wide.
-	kinds := strings.Fields(j.kStdout("api-resources", "--verbs=list", "-o", "name"))
-	out := j.kStdout("get", strings.Join(kinds, ","), "-A", "-l", "app.kubernetes.io/managed-by=Helm,app.kubernetes.io/instance="+jRelease,
-		"-o", "custom-columns=KIND:.kind,NS:.metadata.namespace,NAME:.metadata.name", "--no-headers", "--ignore-not-found")
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" || strings.HasPrefix(line, "IdeasApp ") || strings.HasPrefix(line, "CustomResourceDefinition ") {
-			continue
+	// Nothing else of the release remains, namespaced or cluster-wide (the
+	// operator's pods may take their grace period to go).
+	kinds := strings.Join(strings.Fields(j.kStdout("api-resources", "--verbs=list", "-o", "name")), ",")
+	eventually(t, time.Minute, "nothing of the release left", func() error {
+		out := j.kStdout("get", kinds, "-A", "-l", "app.kubernetes.io/managed-by=Helm,app.kubernetes.io/instance="+jRelease,
+			"-o", "custom-columns=KIND:.kind,NS:.metadata.namespace,NAME:.metadata.name", "--no-headers", "--ignore-not-found")
+		var left []string
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			if line == "" || strings.HasPrefix(line, "IdeasApp ") || strings.HasPrefix(line, "CustomResourceDefinition ") {
+				continue
+			}
+			left = append(left, strings.Join(strings.Fields(line), " "))
 		}
-		t.Errorf("left behind by helm uninstall: %s", line)
-	}
+		if len(left) > 0 {
+			return fmt.Errorf("left behind by helm uninstall: %s", strings.Join(left, "; "))
+		}
+		return nil
+	})
 	if out := j.k("-n", jNS, "get", "secrets", "-l", "owner=helm", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Errorf("helm release records left: %s", out)
 	}
