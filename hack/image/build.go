@@ -30,8 +30,6 @@ const (
 	pluginName = "kubectl-ideapool"
 	// appUser is the Dockerfile's USER: distroless's nonroot user and group.
 	appUser = "65532:65532"
-	// godebug is the Dockerfile's GODEBUG (see its comment and the README).
-	godebug = "madvdontneed=0"
 	// sourceURL is the org.opencontainers.image.source label.
 	sourceURL = "https://github.com/ideapool/ideapool"
 )
@@ -234,7 +232,6 @@ func appImage(s appSpec) (v1.Image, error) {
 			"PATH=" + basePath,
 			"SSL_CERT_FILE=" + caBundle,
 			"IDEAPOOL_APP_IMAGE=" + s.AppImage,
-			"GODEBUG=" + godebug,
 		},
 		Labels: appLabels(s.Version),
 	}, s.Created)
