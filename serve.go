@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,7 +86,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
 	fs.DurationVar(&c.cleanupInterval, "cleanup-interval", 10*time.Minute, "how often ended sessions (with their refresh tokens), login failures older than the throttle window and used client-assertion ids are deleted, in small batches; one replica at a time does it (at least 1s)")
-	fs.DurationVar(&c.shutdownDelay, contract.FlagShutdownDelay, 0, "how long SIGTERM keeps accepting requests (with keep-alives off) before it stops listening, so that load balancers and kube-proxy stop sending new connections first; the operator sets 5s")
+	fs.DurationVar(&c.shutdownDelay, contract.FlagShutdownDelay, 0, "how long SIGTERM keeps serving, each answer with Connection: close, before it stops listening, so that load balancers and kube-proxy stop sending new connections first; the operator sets 5s")
 	fs.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiles (net/http/pprof) under /debug/pprof/ on the metrics listener; off by default, since profiles show internals: keep that port private")
 }
 
@@ -343,13 +344,25 @@ func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// serveUntilDone serves until ctx ends, keeps serving for delay with
-// keep-alives off (a pod being deleted still gets connections until
-// kube-proxy and load balancers have dropped it; each client then leaves
-// with its answer and reconnects elsewhere), then lets in-flight requests
-// finish within grace. A server with a TLSConfig serves TLS (HTTP/2
-// included) with its certificate hook.
+// serveUntilDone serves until ctx ends, keeps serving for delay (a pod
+// being deleted still gets connections until kube-proxy and load balancers
+// have dropped it), answering each request with Connection: close (a GOAWAY
+// in HTTP/2) so that its client leaves with the answer and reconnects
+// elsewhere, then lets in-flight requests finish within grace. Idle
+// keep-alive connections stay open during the delay: closing them at once
+// races a client sending on one, and a POST on a closed connection fails
+// without retry. A server with a TLSConfig serves TLS (HTTP/2 included)
+// with its certificate hook.
 func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, delay, grace time.Duration) error {
+	var draining atomic.Bool
+	if h := srv.Handler; delay > 0 && h != nil {
+		srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if srv.TLSConfig != nil {
@@ -364,7 +377,7 @@ func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, dela
 	case <-ctx.Done():
 	}
 	if delay > 0 {
-		srv.SetKeepAlivesEnabled(false)
+		draining.Store(true)
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serve %s: %w", srv.Addr, err)

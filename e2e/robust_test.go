@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -99,19 +101,45 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestShutdownDelay: with --shutdown-delay a server told to stop keeps
-// accepting connections for that long, each answered with Connection:
-// close, so that clients still routed to it (kube-proxy and load balancers
-// drop a deleted pod a moment later) get answers instead of refusals and
-// reconnect elsewhere; then it exits 0.
+// serving for that long, each answer with Connection: close, so that
+// clients still routed to it (kube-proxy and load balancers drop a deleted
+// pod a moment later) get answers instead of refusals and reconnect
+// elsewhere; a keep-alive connection idle at SIGTERM is answered too, not
+// closed under a client that may be sending on it; then it exits 0.
 func TestShutdownDelay(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "--shutdown-delay=3s")
+	var d net.Dialer
+	idle, err := d.DialContext(context.Background(), "tcp", strings.TrimPrefix(s.Base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	br := bufio.NewReader(idle)
+	get := func() (*http.Response, error) {
+		if _, err := io.WriteString(idle, "GET /healthz HTTP/1.1\r\nHost: ideapool\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	if resp, err := get(); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("keep-alive request before SIGTERM: %v %v", resp, err)
+	}
+
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		s.stop(t) // SIGTERM, then exit 0 within 10 s
 	}()
 	time.Sleep(500 * time.Millisecond)
+	if resp, err := get(); err != nil || resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("the connection idle at SIGTERM: %v %v; want 200 and Connection: close", resp, err)
+	}
 	for i := range 3 {
 		// A new connection each time, as from a client just routed here.
 		client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
