@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +61,7 @@ func runVerifyLoad(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fs.DurationVar(&c.logEvery, "log-every", 10*time.Second, "how often the counts are logged")
 	fs.BoolVar(&c.check, "check", false, "check once that the API is ready and publishes a JWKS with a key, then exit (helm test)")
 	fs.DurationVar(&c.checkWait, "check-wait", 2*time.Minute, "with --check: how long to wait for /readyz to answer 200")
+	fs.StringVar(&c.pinnedCert, "pinned-certificate", "", "PEM file of the certificates an https --url may present (e.g. the app's own tls.crt): the server is trusted when its certificate is one of them, whatever its names and issuer")
 	if err := parseFlags(fs, args, verifyLoadAbout, stdout, stderr); err != nil {
 		return err
 	}
@@ -67,7 +72,15 @@ func runVerifyLoad(ctx context.Context, args []string, _ io.Reader, stdout, stde
 		return errors.New("--workers: must be at least 1")
 	}
 	c.url = strings.TrimRight(c.url, "/")
-	v := newVerifyLoad(c, &http.Client{Timeout: c.timeout}, time.Now)
+	client := &http.Client{Timeout: c.timeout}
+	if c.pinnedCert != "" {
+		tr, err := pinnedTransport(c.pinnedCert)
+		if err != nil {
+			return err
+		}
+		client.Transport = tr
+	}
+	v := newVerifyLoad(c, client, time.Now)
 	if c.check {
 		return v.check(ctx, stdout, time.Sleep)
 	}
@@ -85,6 +98,7 @@ type verifyConfig struct {
 	logEvery   time.Duration
 	check      bool
 	checkWait  time.Duration
+	pinnedCert string
 }
 
 // verifyCounts are the verifier's counters, served at GET /counts.
@@ -203,14 +217,20 @@ func (v *verifyLoad) check(ctx context.Context, stdout io.Writer, sleep func(tim
 	if disc.Issuer == "" || disc.JWKSURI == "" {
 		return errors.New("discovery: no issuer or jwks_uri")
 	}
-	c := newJWKSCache(v.client, disc.JWKSURI, v.now)
+	// The JWKS is fetched through --url: the issuer's public host may not
+	// resolve inside the cluster.
+	u, err := url.Parse(disc.JWKSURI)
+	if err != nil {
+		return fmt.Errorf("discovery: jwks_uri %q: %w", disc.JWKSURI, err)
+	}
+	c := newJWKSCache(v.client, v.cfg.url+u.EscapedPath(), v.now)
 	if err := c.fetch(ctx, v.now()); err != nil {
 		return err
 	}
 	if c.set.Len() == 0 {
-		return fmt.Errorf("the JWKS at %s has no key", disc.JWKSURI)
+		return fmt.Errorf("the JWKS at %s has no key", c.url)
 	}
-	_, err := fmt.Fprintf(stdout, "ok: %s is ready; issuer %s publishes %d keys at %s\n", v.cfg.url, disc.Issuer, c.set.Len(), disc.JWKSURI)
+	_, err = fmt.Fprintf(stdout, "ok: %s is ready; issuer %s publishes %d keys at %s\n", v.cfg.url, disc.Issuer, c.set.Len(), disc.JWKSURI)
 	return err
 }
 
@@ -564,4 +584,42 @@ func maxAge(h http.Header) time.Duration {
 		d -= age
 	}
 	return max(d, 0)
+}
+
+// pinnedTransport trusts an https server whose certificate is one of those
+// in the PEM file: the chart's helm test reaches the app by its Service
+// name, which a certificate made for the public host need not carry.
+func pinnedTransport(file string) (*http.Transport, error) {
+	pemBytes, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--pinned-certificate: %w", err)
+	}
+	var pinned [][]byte
+	for block, rest := pem.Decode(pemBytes); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type == "CERTIFICATE" {
+			pinned = append(pinned, block.Bytes)
+		}
+	}
+	if len(pinned) == 0 {
+		return nil, fmt.Errorf("--pinned-certificate: %s holds no PEM certificate", file)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// The chain is not checked against roots; the leaf must be pinned.
+		InsecureSkipVerify: true, //nolint:gosec // VerifyConnection pins the server's certificate
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the server presented no certificate")
+			}
+			leaf := cs.PeerCertificates[0]
+			for _, p := range pinned {
+				if bytes.Equal(leaf.Raw, p) {
+					return nil
+				}
+			}
+			return fmt.Errorf("the server's certificate (subject %q) is none of --pinned-certificate %s", leaf.Subject.String(), file)
+		},
+	}
+	return tr, nil
 }

@@ -5,9 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,9 +243,12 @@ func TestVerifyLoadCheck(t *testing.T) {
 				}
 			})
 			mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-				d := map[string]string{"issuer": srv.URL}
+				// The issuer's public host does not resolve here (as in
+				// a cluster whose ingress host is outside): the JWKS is
+				// fetched through --url.
+				d := map[string]string{"issuer": "https://id.example.invalid"}
 				if tc.jwksURI {
-					d["jwks_uri"] = srv.URL + "/jwks"
+					d["jwks_uri"] = "https://id.example.invalid/jwks"
 				}
 				_ = json.NewEncoder(w).Encode(d)
 			})
@@ -254,6 +262,66 @@ func TestVerifyLoadCheck(t *testing.T) {
 				t.Fatalf("check failed: %v", err)
 			case tc.want == "" && !strings.Contains(out.String(), "publishes 1 keys"):
 				t.Fatalf("check said %q", out.String())
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestPinnedCertificate: --pinned-certificate trusts exactly the pinned
+// server certificate, whatever names it carries.
+func TestPinnedCertificate(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	// Another certificate for the same names (httptest's servers share one).
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: []string{"localhost", "example.com"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	otherDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pinFile := func(name string, der []byte) string {
+		f := filepath.Join(dir, name)
+		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	empty := filepath.Join(dir, "empty.pem")
+	if err := os.WriteFile(empty, []byte("no pem here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct {
+		file string
+		want string // "" success, else part of the error
+	}{
+		"the server's own certificate": {file: pinFile("own.pem", srv.Certificate().Raw)},
+		"another certificate":          {file: pinFile("other.pem", otherDER), want: "is none of --pinned-certificate"},
+		"no certificate in the file":   {file: empty, want: "holds no PEM certificate"},
+		"no file":                      {file: filepath.Join(dir, "missing.pem"), want: "no such file"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tr, err := pinnedTransport(tc.file)
+			if err == nil {
+				// The test server's certificate names 127.0.0.1 and
+				// example.com; reach it by another name.
+				u := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
+				var resp *http.Response
+				if resp, err = (&http.Client{Transport: tr}).Get(u); err == nil {
+					resp.Body.Close()
+				}
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("request failed: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("error %v, want one about %q", err, tc.want)
 			}

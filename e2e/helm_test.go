@@ -363,6 +363,55 @@ func TestHelmLintAndTemplate(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("with app.spec.tls the helm test pod checks https and trusts only the app's certificate", func(t *testing.T) {
+		cases := map[string]struct {
+			args   []string
+			url    string
+			secret string
+		}{
+			"plain":        {url: "--url=http://ideapool.ns1.svc"},
+			"secretName":   {args: []string{"--set", "app.spec.tls.secretName=mine"}, url: "--url=https://ideapool.ns1.svc", secret: "mine"},
+			"cert-manager": {args: []string{"--set", "app.spec.tls.certManager.issuerRef.name=ca"}, url: "--url=https://ideapool.ns1.svc", secret: "ideapool-tls"},
+		}
+		for name, tc := range cases {
+			t.Run(name, func(t *testing.T) {
+				args := append([]string{"--namespace", "ns1"}, tc.args...)
+				objs := helmTemplate(t, bins["helm4"], "", args...)
+				pods := find(objs, "Pod")
+				if len(pods) != 1 {
+					t.Fatalf("%d test pods", len(pods))
+				}
+				p := pods[0]
+				if ns := p.get("metadata", "namespace"); ns != "ns1" {
+					t.Errorf("the test pod is in %v, the app in ns1", ns)
+				}
+				c := p.get("spec", "containers").([]any)[0].(map[string]any)
+				a := fmt.Sprint(c["args"])
+				if !strings.Contains(a, tc.url+" ") && !strings.HasSuffix(a, tc.url+"]") {
+					t.Errorf("args %s, want %s", a, tc.url)
+				}
+				vols, _ := p.get("spec", "volumes").([]any)
+				if tc.secret == "" {
+					if len(vols) != 0 || strings.Contains(a, "--pinned-certificate") {
+						t.Errorf("a plain app's test pod mounts %v, args %s", vols, a)
+					}
+					return
+				}
+				if !strings.Contains(a, "--pinned-certificate=/tls/tls.crt") {
+					t.Errorf("args %s pin no certificate", a)
+				}
+				if len(vols) != 1 {
+					t.Fatalf("volumes %v, want the TLS Secret", vols)
+				}
+				sec := vols[0].(map[string]any)["secret"].(map[string]any)
+				items := fmt.Sprint(sec["items"])
+				if sec["secretName"] != tc.secret || strings.Contains(items, "tls.key") || !strings.Contains(items, "tls.crt") {
+					t.Errorf("secret volume %v, want tls.crt of %s and never tls.key", sec, tc.secret)
+				}
+			})
+		}
+	})
 }
 
 // appTemplates are the ConfigMaps holding the chart's IdeasApp.
