@@ -18,6 +18,7 @@ func allocBlocks(owner *Memory, n int) []block {
 	if err != nil {
 		return make([]block, n)
 	}
+	adviseHugePages(b)
 	runtime.AddCleanup(owner, func(b []byte) { _ = syscall.Munmap(b) }, b)
 	return unsafe.Slice((*block)(unsafe.Pointer(unsafe.SliceData(b))), n) //nolint:gosec // the mapping is exactly n blocks, page-aligned, and lives as long as owner
 }
