@@ -102,7 +102,18 @@ func applyMemoryPlan(p memoryPlan, cpus int) {
 		debug.SetMemoryLimit(p.goLimit)
 	}
 	runtime.GOMAXPROCS(cpus + p.hashSlots)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
+
+// gcPercent is serve's GOGC unless the environment sets one: the heap may
+// grow by half its live size between collections instead of doubling.
+// Measured with make bench (same machine, minutes apart, against GOGC=100):
+// the login flood's peak RSS 81.2 → 78.5 MiB, reads' 52.4 → 48.2 MiB, with
+// 0.006 instead of 0.003 collections per read and no change in the server's
+// CPU per read (0.13 ms) or per login.
+const gcPercent = 50
 
 func goMemLimitInEnv() bool { return os.Getenv("GOMEMLIMIT") != "" }
 

