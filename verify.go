@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -28,6 +27,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 const verifyLoadAbout = `Verifies ideapool's tokens the way another service would, under load, and
@@ -61,7 +62,7 @@ func runVerifyLoad(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	fs.DurationVar(&c.logEvery, "log-every", 10*time.Second, "how often the counts are logged")
 	fs.BoolVar(&c.check, "check", false, "check once that the API is ready and publishes a JWKS with a key, then exit (helm test)")
 	fs.DurationVar(&c.checkWait, "check-wait", 2*time.Minute, "with --check: how long to wait for /readyz to answer 200")
-	fs.StringVar(&c.pinnedCert, "pinned-certificate", "", "PEM file of the certificates an https --url may present (e.g. the app's own tls.crt): the server is trusted when its certificate is one of them, whatever its names and issuer")
+	fs.StringVar(&c.pinnedCert, "pinned-certificate", "", "PEM file whose first certificate an https --url must present (e.g. the app's own tls.crt): the server is trusted when its certificate is exactly that one, whatever its names and issuer")
 	if err := parseFlags(fs, args, verifyLoadAbout, stdout, stderr); err != nil {
 		return err
 	}
@@ -74,6 +75,9 @@ func runVerifyLoad(ctx context.Context, args []string, _ io.Reader, stdout, stde
 	c.url = strings.TrimRight(c.url, "/")
 	client := &http.Client{Timeout: c.timeout}
 	if c.pinnedCert != "" {
+		if !strings.HasPrefix(c.url, "https://") {
+			return errors.New("--pinned-certificate: --url must be https://")
+		}
 		tr, err := pinnedTransport(c.pinnedCert)
 		if err != nil {
 			return err
@@ -217,20 +221,17 @@ func (v *verifyLoad) check(ctx context.Context, stdout io.Writer, sleep func(tim
 	if disc.Issuer == "" || disc.JWKSURI == "" {
 		return errors.New("discovery: no issuer or jwks_uri")
 	}
-	// The JWKS is fetched through --url: the issuer's public host may not
-	// resolve inside the cluster.
-	u, err := url.Parse(disc.JWKSURI)
-	if err != nil {
-		return fmt.Errorf("discovery: jwks_uri %q: %w", disc.JWKSURI, err)
-	}
-	c := newJWKSCache(v.client, v.cfg.url+u.EscapedPath(), v.now)
+	// The JWKS is fetched through --url at the path the server serves it:
+	// the issuer's public host may not resolve inside the cluster, and its
+	// path (an issuer may have one) is a proxy's, not the server's.
+	c := newJWKSCache(v.client, v.cfg.url+contract.JWKSPath, v.now)
 	if err := c.fetch(ctx, v.now()); err != nil {
 		return err
 	}
 	if c.set.Len() == 0 {
 		return fmt.Errorf("the JWKS at %s has no key", c.url)
 	}
-	_, err = fmt.Fprintf(stdout, "ok: %s is ready; issuer %s publishes %d keys at %s\n", v.cfg.url, disc.Issuer, c.set.Len(), disc.JWKSURI)
+	_, err := fmt.Fprintf(stdout, "ok: %s is ready; issuer %s publishes %d keys at %s\n", v.cfg.url, disc.Issuer, c.set.Len(), disc.JWKSURI)
 	return err
 }
 
@@ -594,13 +595,15 @@ func pinnedTransport(file string) (*http.Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--pinned-certificate: %w", err)
 	}
-	var pinned [][]byte
-	for block, rest := pem.Decode(pemBytes); block != nil; block, rest = pem.Decode(rest) {
+	// The first certificate is the server's own (tls.crt holds it, then
+	// the chain): only it is pinned, not the CAs after it.
+	var pinned []byte
+	for block, rest := pem.Decode(pemBytes); block != nil && pinned == nil; block, rest = pem.Decode(rest) {
 		if block.Type == "CERTIFICATE" {
-			pinned = append(pinned, block.Bytes)
+			pinned = block.Bytes
 		}
 	}
-	if len(pinned) == 0 {
+	if pinned == nil {
 		return nil, fmt.Errorf("--pinned-certificate: %s holds no PEM certificate", file)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -613,12 +616,10 @@ func pinnedTransport(file string) (*http.Transport, error) {
 				return errors.New("the server presented no certificate")
 			}
 			leaf := cs.PeerCertificates[0]
-			for _, p := range pinned {
-				if bytes.Equal(leaf.Raw, p) {
-					return nil
-				}
+			if bytes.Equal(leaf.Raw, pinned) {
+				return nil
 			}
-			return fmt.Errorf("the server's certificate (subject %q) is none of --pinned-certificate %s", leaf.Subject.String(), file)
+			return fmt.Errorf("the server's certificate (subject %q) is not the one of --pinned-certificate %s", leaf.Subject.String(), file)
 		},
 	}
 	return tr, nil

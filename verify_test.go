@@ -23,6 +23,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/ideapool/ideapool/internal/contract"
 )
 
 // fakeIssuer serves a JWKS of chosen keys with a chosen Cache-Control and
@@ -246,13 +248,15 @@ func TestVerifyLoadCheck(t *testing.T) {
 				// The issuer's public host does not resolve here (as in
 				// a cluster whose ingress host is outside): the JWKS is
 				// fetched through --url.
-				d := map[string]string{"issuer": "https://id.example.invalid"}
+				// Its path (/idp) is a proxy's: the server serves the
+				// JWKS at contract.JWKSPath.
+				d := map[string]string{"issuer": "https://id.example.invalid/idp"}
 				if tc.jwksURI {
-					d["jwks_uri"] = "https://id.example.invalid/jwks"
+					d["jwks_uri"] = "https://id.example.invalid/idp" + contract.JWKSPath
 				}
 				_ = json.NewEncoder(w).Encode(d)
 			})
-			mux.Handle("/jwks", f)
+			mux.Handle(contract.JWKSPath, f)
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			v := newVerifyLoad(verifyConfig{url: srv.URL, checkWait: 2 * time.Minute}, srv.Client(), func() time.Time { return now })
 			var out strings.Builder
@@ -286,9 +290,12 @@ func TestPinnedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	pinFile := func(name string, der []byte) string {
+	pinFile := func(name string, ders ...[]byte) string {
 		f := filepath.Join(dir, name)
-		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		var b []byte
+		for _, der := range ders {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+		}
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +310,9 @@ func TestPinnedCertificate(t *testing.T) {
 		want string // "" success, else part of the error
 	}{
 		"the server's own certificate": {file: pinFile("own.pem", srv.Certificate().Raw)},
-		"another certificate":          {file: pinFile("other.pem", otherDER), want: "is none of --pinned-certificate"},
+		"own, then a chain":            {file: pinFile("chain.pem", srv.Certificate().Raw, otherDER)},
+		"another certificate":          {file: pinFile("other.pem", otherDER), want: "is not the one of --pinned-certificate"},
+		"only after another one":       {file: pinFile("second.pem", otherDER, srv.Certificate().Raw), want: "is not the one of --pinned-certificate"},
 		"no certificate in the file":   {file: empty, want: "holds no PEM certificate"},
 		"no file":                      {file: filepath.Join(dir, "missing.pem"), want: "no such file"},
 	}
@@ -326,5 +335,15 @@ func TestPinnedCertificate(t *testing.T) {
 				t.Fatalf("error %v, want one about %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// --pinned-certificate pins an https server: with an http URL it is an error,
+// not silently ignored.
+func TestPinnedCertificateNeedsHTTPS(t *testing.T) {
+	var out, errOut strings.Builder
+	err := runVerifyLoad(t.Context(), []string{"--check", "--url=http://app.ns.svc", "--pinned-certificate=/tls/tls.crt"}, nil, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "must be https") {
+		t.Fatalf("error %v, want one saying --url must be https", err)
 	}
 }

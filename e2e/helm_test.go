@@ -365,14 +365,18 @@ func TestHelmLintAndTemplate(t *testing.T) {
 	})
 
 	t.Run("with app.spec.tls the helm test pod checks https and trusts only the app's certificate", func(t *testing.T) {
+		apps := []string{"--set", "operator.watchNamespace=apps"}
 		cases := map[string]struct {
 			args   []string
 			url    string
 			secret string
+			ns     string // the test pod's: the release's, or the app's with TLS (where its Secret is)
 		}{
-			"plain":        {url: "--url=http://ideapool.ns1.svc"},
-			"secretName":   {args: []string{"--set", "app.spec.tls.secretName=mine"}, url: "--url=https://ideapool.ns1.svc", secret: "mine"},
-			"cert-manager": {args: []string{"--set", "app.spec.tls.certManager.issuerRef.name=ca"}, url: "--url=https://ideapool.ns1.svc", secret: "ideapool-tls"},
+			"plain":                {url: "--url=http://ideapool.ns1.svc", ns: "ns1"},
+			"secretName":           {args: []string{"--set", "app.spec.tls.secretName=mine"}, url: "--url=https://ideapool.ns1.svc", secret: "mine", ns: "ns1"},
+			"cert-manager":         {args: []string{"--set", "app.spec.tls.certManager.issuerRef.name=ca"}, url: "--url=https://ideapool.ns1.svc", secret: "ideapool-tls", ns: "ns1"},
+			"plain, app elsewhere": {args: apps, url: "--url=http://ideapool.apps.svc", ns: "ns1"},
+			"TLS, app elsewhere":   {args: append([]string{"--set", "app.spec.tls.secretName=mine"}, apps...), url: "--url=https://ideapool.apps.svc", secret: "mine", ns: "apps"},
 		}
 		for name, tc := range cases {
 			t.Run(name, func(t *testing.T) {
@@ -383,8 +387,8 @@ func TestHelmLintAndTemplate(t *testing.T) {
 					t.Fatalf("%d test pods", len(pods))
 				}
 				p := pods[0]
-				if ns := p.get("metadata", "namespace"); ns != "ns1" {
-					t.Errorf("the test pod is in %v, the app in ns1", ns)
+				if ns := p.get("metadata", "namespace"); ns != tc.ns {
+					t.Errorf("the test pod is in %v, want %s", ns, tc.ns)
 				}
 				c := p.get("spec", "containers").([]any)[0].(map[string]any)
 				a := fmt.Sprint(c["args"])
