@@ -7,6 +7,7 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -14,6 +15,8 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ideapool/ideapool/internal/clocktest"
 )
 
 // setup-cluster reads objects and prints text: its tests give it objects
@@ -236,7 +239,7 @@ func TestPluginUsage(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := &pluginRun{home: t.TempDir(), clock: &fakeClock{}}
+			p := &pluginRun{home: t.TempDir(), clock: clocktest.New(time.Time{})}
 			r := p.run(t, tc.args...)
 			if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.want) {
 				t.Fatalf("exit %d (want %d), output %q%q, want %q", r.code, tc.code, r.stdout, r.stderr, tc.want)

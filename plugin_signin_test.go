@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/password"
@@ -39,17 +39,7 @@ import (
 
 const testPassword = "the-Secret-123"
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type fakeClock = clocktest.Clock
 
 // testIssuer is a running ideapool API over TLS.
 type testIssuer struct {
@@ -67,7 +57,7 @@ func newTestIssuer(t *testing.T) *testIssuer {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	clk := &fakeClock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	iss := &testIssuer{DB: "sqlite:" + filepath.Join(dir, "ideapool.db"), clock: clk}
 	iss.srv = httptest.NewUnstartedServer(nil)
 	iss.URL = "https://" + iss.srv.Listener.Addr().String()

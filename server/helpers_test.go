@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/ideas"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/password"
@@ -25,18 +26,8 @@ import (
 	"github.com/ideapool/ideapool/server"
 )
 
-// clock is a fake clock the tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// clock is the fake clock the tests move by hand.
+type clock = clocktest.Clock
 
 // testServer is an API on a temporary SQLite file with a fixed test key.
 type testServer struct {
@@ -69,7 +60,7 @@ func fixedKeyset(t testing.TB) keyset.Keyset {
 
 func newTestServer(t testing.TB) *testServer {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	return newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), clk)
 }
 

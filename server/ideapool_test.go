@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/store"
 )
 
@@ -423,7 +424,7 @@ func (d disableDuring) CreateSession(ctx context.Context, s store.Session, rt st
 // gets no live session.
 func TestDisableDuringLogin(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db")
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	newReplica(t, url, clk).signup(t, "late@example.com")
 	racy := newReplica(t, url, clk, withStore(func(s store.Store) accounts.Store { return disableDuring{s} }))
 	r := racy.do(t, "POST", "/access-tokens", map[string]any{"email": "late@example.com", "password": "the-Secret-123"})

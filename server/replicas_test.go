@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ideapool/ideapool/internal/clocktest"
 )
 
 // Two replicas on one database and one keyset agree on tokens, sessions,
 // revocations and throttling without talking to each other.
 func TestReplicasAgree(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	url := "sqlite:" + filepath.Join(t.TempDir(), "shared.db")
 	a, b := newReplica(t, url, clk), newReplica(t, url, clk)
 

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/store"
 	"github.com/ideapool/ideapool/server"
 )
@@ -77,7 +78,7 @@ func (r revokeClientDuring) CreateSession(ctx context.Context, s store.Session, 
 // session.
 func TestClientRevokedDuringAuthentication(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db")
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	ts := newReplica(t, url, clk)
 	owner := ts.signup(t, "robots@example.com")
 	id, secret := ts.rpcClient(t, owner, nil)
@@ -161,7 +162,7 @@ func TestClientAddressBehindProxies(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+			clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 			ts := newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), clk, func(a *accounts.Config, s *server.Config) {
 				a.Throttle.MaxPerAddr = limit
 				s.TrustedProxies = tc.trusted
@@ -181,7 +182,7 @@ func TestClientAddressBehindProxies(t *testing.T) {
 	}
 	t.Run("a trusted proxy that is no address is refused at start", func(t *testing.T) {
 		var cfg server.Config
-		ts := newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)},
+		ts := newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)),
 			func(_ *accounts.Config, s *server.Config) { cfg = *s })
 		cfg.Accounts, cfg.Registry = ts.acct, prometheus.NewRegistry()
 		cfg.TrustedProxies = []string{"10.0.0.0/8", "proxy.internal"}
@@ -197,7 +198,7 @@ func TestClientAddressBehindProxies(t *testing.T) {
 // lowered since, on a replica started later too.
 func TestRevocationOutlivesAShorterAccessLifetime(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db")
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	long := accounts.Lifetimes{Access: time.Hour, Refresh: 720 * time.Hour, ID: time.Hour, ReuseGrace: 5 * time.Second}
 	ts := newReplica(t, url, clk, withLifetimes(long))
 	p := ts.signup(t, "ann@example.com")
@@ -224,7 +225,7 @@ func TestRevocationOutlivesAShorterAccessLifetime(t *testing.T) {
 // TestLoginFailureMetricsHideAccounts: the metrics count an unknown account
 // and a wrong password under one reason.
 func TestLoginFailureMetricsHideAccounts(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	ts := newReplica(t, "sqlite:"+filepath.Join(t.TempDir(), "ideapool.db"), clk, withAccountMetrics(t))
 	ts.signup(t, "victim@example.com")
 	ts.do(t, "POST", "/access-tokens", map[string]any{"email": "victim@example.com", "password": "Wrong-pass-1"})

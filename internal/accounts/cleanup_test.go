@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/store"
 )
 
@@ -139,7 +140,7 @@ func TestCleanupBoundsEveryTransaction(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			var calls []int
 			lt := accounts.Lifetimes{Access: 10 * time.Minute, Refresh: time.Hour}
-			f := newReplica(t, newURL(t), &clock{now: t0}, withLifetimes(lt), func(c *accounts.Config) { c.CleanupBatch = batch },
+			f := newReplica(t, newURL(t), clocktest.New(t0), withLifetimes(lt), func(c *accounts.Config) { c.CleanupBatch = batch },
 				withStore(func(s store.Store) accounts.Store { return countRows{Store: s, mu: &sync.Mutex{}, calls: &calls} }))
 			g := f.signup(t, "ann@example.com")
 			f.signup(t, "bob@example.com")

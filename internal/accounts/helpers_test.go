@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ideapool/ideapool/internal/accounts"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/password"
 	"github.com/ideapool/ideapool/internal/store"
@@ -33,17 +34,7 @@ const (
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = clocktest.Clock
 
 // observer records what the core reports for metrics.
 type observer struct {
@@ -136,7 +127,7 @@ var (
 // newFixture is a core on a new SQLite file.
 func newFixture(t testing.TB, opts ...option) *fixture {
 	t.Helper()
-	return newReplica(t, sqliteURL(t), &clock{now: t0}, opts...)
+	return newReplica(t, sqliteURL(t), clocktest.New(t0), opts...)
 }
 
 func sqliteURL(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "ideapool.db") }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/store"
 )
 
@@ -251,7 +252,7 @@ func TestRoleChangeDuringLogin(t *testing.T) {
 		for method, login := range methods {
 			for name, tc := range tests {
 				t.Run(backend+"/"+method+"/"+name, func(t *testing.T) {
-					f := newReplica(t, newURL(t), &clock{now: t0})
+					f := newReplica(t, newURL(t), clocktest.New(t0))
 					owner := signupWith(t, f, "boss@example.com", "boss")
 					if _, _, err := f.svc.SetRole(context.Background(), "boss", store.RoleAdmin); err != nil {
 						t.Fatal(err)

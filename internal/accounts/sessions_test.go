@@ -12,6 +12,7 @@ import (
 
 	"github.com/ideapool/ideapool/internal/accounts"
 	"github.com/ideapool/ideapool/internal/apperr"
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/store"
 )
 
@@ -321,7 +322,7 @@ func TestClientSessionsCannotManageClients(t *testing.T) {
 func TestReuseOfTokensRotatedOutLongAgo(t *testing.T) {
 	for backend, newURL := range backends {
 		t.Run(backend, func(t *testing.T) {
-			f := newReplica(t, newURL(t), &clock{now: t0})
+			f := newReplica(t, newURL(t), clocktest.New(t0))
 			ctx := request(addr)
 			g := f.signup(t, "ann@example.com")
 			bystander := f.signup(t, "bob@example.com")
@@ -478,7 +479,7 @@ func TestAssertionReplayAcrossCleanups(t *testing.T) {
 			}))
 		},
 		"a replica whose clock runs 30 s ahead cleaned up": func(t *testing.T, f *fixture) *fixture {
-			ahead := newReplica(t, f.url, &clock{now: f.clock.Now().Add(30 * time.Second)})
+			ahead := newReplica(t, f.url, clocktest.New(f.clock.Now().Add(30*time.Second)))
 			if _, err := ahead.svc.Cleanup(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -488,7 +489,7 @@ func TestAssertionReplayAcrossCleanups(t *testing.T) {
 	for backend, newURL := range backends {
 		for name, replica := range tests {
 			t.Run(backend+"/"+name, func(t *testing.T) {
-				f := newReplica(t, newURL(t), &clock{now: t0})
+				f := newReplica(t, newURL(t), clocktest.New(t0))
 				owner := f.signup(t, "robots@example.com")
 				id, secret := f.client(t, owner)
 				ctx := accounts.WithDialect(context.Background(), "jsonrpc")

@@ -12,10 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/keysource"
 )
@@ -30,12 +30,9 @@ var policy = keyset.Policy{
 }
 
 // clock is a settable fake clock.
-type clock struct{ ns atomic.Int64 }
+type clock = clocktest.Clock
 
-func newClock() *clock               { c := &clock{}; c.Set(t0); return c }
-func (c *clock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Set(t time.Time)     { c.ns.Store(t.UnixNano()) }
-func (c *clock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return clocktest.New(t0) }
 
 // countingGen is a deterministic generator that counts the keys it makes.
 type countingGen struct {
@@ -199,7 +196,7 @@ func TestLoadRotatesWhenDue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(policy.RotationInterval)
+	clk.Advance(policy.RotationInterval)
 	ks2, err := f.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +238,7 @@ func TestConcurrentLoadRotatesOnce(t *testing.T) {
 	if _, err := boot.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(policy.RotationInterval)
+	clk.Advance(policy.RotationInterval)
 	var wg sync.WaitGroup
 	var gens []*countingGen
 	results := make([]string, 4)
@@ -305,7 +302,7 @@ func TestRunRotatesWhenDue(t *testing.T) {
 	f, logs := newFile(t, path, clk, newGen(6))
 	ch := run(t, f)
 	first := wait(t, ch) // Run without Load reports the initial keyset
-	clk.Add(policy.RotationInterval)
+	clk.Advance(policy.RotationInterval)
 	got := wait(t, ch)
 	if len(got.Keys) != 3 || !strings.HasPrefix(kids(got), kids(first)) {
 		t.Fatalf("after rotation: %s, from %s", kids(got), kids(first))
@@ -379,7 +376,7 @@ func TestRunKeepsLastGoodKeyset(t *testing.T) {
 		t.Error("last good keyset not kept")
 	}
 	// Rotation while the file is bad does not overwrite it.
-	clk.Add(policy.RotationInterval)
+	clk.Advance(policy.RotationInterval)
 	time.Sleep(100 * time.Millisecond)
 	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"kid":"x"`) {
 		t.Error("corrupt file overwritten")
@@ -404,7 +401,7 @@ type slowGen struct {
 }
 
 func (g slowGen) Generate(alg keyset.Algorithm, bits int) (crypto.Signer, error) {
-	g.clk.Add(g.d)
+	g.clk.Advance(g.d)
 	return g.gen.Generate(alg, bits)
 }
 

@@ -9,13 +9,13 @@ import (
 	mrand "math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/ideapool/ideapool/internal/clocktest"
 	"github.com/ideapool/ideapool/internal/keyset"
 	"github.com/ideapool/ideapool/internal/token"
 )
@@ -29,11 +29,9 @@ const (
 var t0 = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
 // clock is a settable fake clock.
-type clock struct{ ns atomic.Int64 }
+type clock = clocktest.Clock
 
-func newClock(t time.Time) *clock { c := &clock{}; c.Set(t); return c }
-func (c *clock) Now() time.Time   { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Set(t time.Time)  { c.ns.Store(t.UnixNano()) }
+func newClock(t time.Time) *clock { return clocktest.New(t) }
 
 // signers are generated once per test binary: RSA generation is slow.
 var signers = sync.OnceValue(func() map[keyset.Algorithm][]crypto.Signer {
