@@ -57,42 +57,18 @@ func runBackend(ctx context.Context, opts options, bin, dir, name, database stri
 	// and ideas every workload uses; then it stops, so that the measured
 	// server starts on existing data and its peak memory is that of the
 	// workloads alone.
-	p, first, err := b.spec.start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	err = b.prepare(ctx)
-	if serr := p.stop(); err == nil {
-		err = serr
-	}
+	var first time.Duration
+	err = b.withServer(ctx, func(_ *process, took time.Duration) error { first = took; return b.prepare(ctx) })
 	if err != nil {
 		return nil, err
 	}
 	if err := b.startup(ctx, first); err != nil {
 		return nil, err
 	}
-
-	p, _, err = b.spec.start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	err = b.measure(ctx, p)
-	if serr := p.stop(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return nil, err
-	}
-	p, _, err = b.spec.start(ctx)
-	if err != nil {
-		return nil, err
-	}
-	err = b.measureLogins(ctx, p)
-	if serr := p.stop(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return nil, err
+	for _, measure := range []func(context.Context, *process) error{b.measure, b.measureLogins} {
+		if err := b.withServer(ctx, func(p *process, _ time.Duration) error { return measure(ctx, p) }); err != nil {
+			return nil, err
+		}
 	}
 	if opts.memcg {
 		if err := b.memcgFlood(ctx, dir); err != nil {
@@ -108,6 +84,20 @@ func runBackend(ctx context.Context, opts options, bin, dir, name, database stri
 		}
 	}
 	return b.rows, nil
+}
+
+// withServer starts a fresh server, runs fn with it and the time it took
+// to start, and stops it.
+func (b *backendRun) withServer(ctx context.Context, fn func(p *process, started time.Duration) error) error {
+	p, took, err := b.spec.start(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(p, took)
+	if serr := p.stop(); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // prepare signs up opts.users accounts and gives each opts.ideas ideas.
